@@ -1,0 +1,12 @@
+//! USS — a real-time user segmentation server.
+//!
+//! Events about users come in; each user's compact state is kept live; every segment's
+//! membership is kept true at every moment, including when time alone changes it.
+//!
+//! Module map (dependencies point downwards only):
+//! - [`domain`]: the pure model (instants, event facts).
+//! - [`rules`]: the rule language — parser, checker, evaluator, user state, and the
+//!   next instant a rule can flip. No I/O.
+
+pub mod domain;
+pub mod rules;
