@@ -5,8 +5,9 @@
 //! (given no new event), so waking at `next` never misses a flip. `next` may be a
 //! spurious wake-up, but each one is one of these bounded causes:
 //! - an event kept aside (dated in the future) becomes due: once per such event;
-//! - a time comparison between a state time and `now` reaches its boundary: at most
-//!   two wake-ups (`X` and `X + 1 ms`) per comparison per value of the state time;
+//! - a time comparison between a state time and `now` reaches its boundary: exact for
+//!   `<`, `<=`, `>`, `>=`; `==` and `!=` wake at the instant they become true and the
+//!   next millisecond, when they become false again;
 //! - a windowed count loses its oldest bucket: at most once per hour per (activity,
 //!   window) for windows up to 48 h, once per day for longer ones;
 //! - an exact "any event in the window" test expires: once per latest event.
@@ -16,6 +17,7 @@
 
 use crate::domain::Timestamp;
 
+use super::ast::CmpOp;
 use super::eval::instant;
 use super::ir::{Cond, TimeBase, Value};
 use super::state::UserState;
@@ -57,18 +59,25 @@ impl Earliest {
                 }
             }
             Cond::Not(inner) => self.cond(inner, state),
-            Cond::Time { lhs, rhs, .. } => {
-                let (moving, fixed) = match (&lhs.base, &rhs.base) {
+            Cond::Time { op, lhs, rhs } => {
+                // Normalised to `now OP y`, with `y` the fixed side minus now's offset.
+                let (op, moving, fixed) = match (&lhs.base, &rhs.base) {
                     (TimeBase::Now, TimeBase::Now) => return,
-                    (TimeBase::Now, _) => (lhs, rhs),
-                    (_, TimeBase::Now) => (rhs, lhs),
+                    (TimeBase::Now, _) => (*op, lhs, rhs),
+                    (_, TimeBase::Now) => (op.mirrored(), rhs, lhs),
                     _ => return,
                 };
-                // `now + moving.offset` meets the fixed instant when now = X.
                 if let Some(fixed_at) = instant(fixed, state, self.now) {
-                    let boundary = fixed_at.add_millis(moving.offset.saturating_neg());
-                    self.offer(Some(boundary));
-                    self.offer(Some(boundary.add_millis(1)));
+                    let y = fixed_at.add_millis(moving.offset.saturating_neg());
+                    let after = y.add_millis(1);
+                    match op {
+                        CmpOp::Lt | CmpOp::Ge => self.offer(Some(y)),
+                        CmpOp::Le | CmpOp::Gt => self.offer(Some(after)),
+                        CmpOp::Eq | CmpOp::Ne => {
+                            self.offer(Some(y));
+                            self.offer(Some(after));
+                        }
+                    }
                 }
             }
             Cond::Compare { lhs, rhs, .. } => {
