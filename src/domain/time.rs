@@ -97,7 +97,13 @@ mod tests {
 
     #[test]
     fn rejects_text_that_is_not_a_time() {
-        for bad in ["", "yesterday", "2023-10-31", "2023-13-01T00:00:00", "2023-10-31 00:00:00"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2023-10-31",
+            "2023-13-01T00:00:00",
+            "2023-10-31 00:00:00",
+        ] {
             assert!(Timestamp::parse(bad).is_err(), "{bad}");
         }
     }

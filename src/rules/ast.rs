@@ -174,7 +174,10 @@ impl Expr {
             },
             ExprKind::Sum { first, rest } => ExprKind::Sum {
                 first: Box::new(first.without_spans()),
-                rest: rest.iter().map(|(op, e)| (*op, e.without_spans())).collect(),
+                rest: rest
+                    .iter()
+                    .map(|(op, e)| (*op, e.without_spans()))
+                    .collect(),
             },
             ExprKind::Count { activity, window } => ExprKind::Count {
                 activity: bare(activity),

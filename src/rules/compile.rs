@@ -95,7 +95,10 @@ impl Lowering<'_, '_> {
                     "a time" => " — compare it, like last_seen() < now - 7d",
                     _ => " — compare it with == or another operator",
                 };
-                Err(self.error(expr.span, format!("expected a condition, found {found}{hint}")))
+                Err(self.error(
+                    expr.span,
+                    format!("expected a condition, found {found}{hint}"),
+                ))
             }
         }
     }
@@ -178,7 +181,13 @@ impl Lowering<'_, '_> {
         term: Operand,
         term_expr: &Expr,
     ) -> Result<Operand, RuleError> {
-        let signed = |ms: i64| if op == ArithOp::Add { Some(ms) } else { ms.checked_neg() };
+        let signed = |ms: i64| {
+            if op == ArithOp::Add {
+                Some(ms)
+            } else {
+                ms.checked_neg()
+            }
+        };
         let too_long = || self.error(term_expr.span, "duration is too long");
         match (acc, term) {
             (Operand::Time(mut t), Operand::Value(Value::Lit(Lit::Dur(ms)), _)) => {
@@ -193,11 +202,19 @@ impl Lowering<'_, '_> {
                 t.offset = t.offset.checked_add(ms).ok_or_else(too_long)?;
                 Ok(Operand::Time(t))
             }
-            (Operand::Value(Value::Lit(Lit::Dur(a)), _), Operand::Value(Value::Lit(Lit::Dur(b)), _)) => {
-                let total = signed(b).and_then(|b| a.checked_add(b)).ok_or_else(too_long)?;
+            (
+                Operand::Value(Value::Lit(Lit::Dur(a)), _),
+                Operand::Value(Value::Lit(Lit::Dur(b)), _),
+            ) => {
+                let total = signed(b)
+                    .and_then(|b| a.checked_add(b))
+                    .ok_or_else(too_long)?;
                 Ok(Operand::Value(Value::Lit(Lit::Dur(total)), Ty::Duration))
             }
-            (Operand::Value(a, Ty::Number | Ty::Dynamic), Operand::Value(b, Ty::Number | Ty::Dynamic)) => {
+            (
+                Operand::Value(a, Ty::Number | Ty::Dynamic),
+                Operand::Value(b, Ty::Number | Ty::Dynamic),
+            ) => {
                 let sum = match a {
                     Value::Sum(first, mut rest) => {
                         rest.push((op, b));
@@ -230,7 +247,11 @@ impl Lowering<'_, '_> {
         let mismatch = |left: &Operand, right: &Operand| {
             self.error(
                 op.span,
-                format!("cannot compare {} with {}", what(lhs, left), what(rhs, right)),
+                format!(
+                    "cannot compare {} with {}",
+                    what(lhs, left),
+                    what(rhs, right)
+                ),
             )
         };
         match (left, right) {
@@ -248,10 +269,9 @@ impl Lowering<'_, '_> {
                 }
                 let ordered = !matches!(op.value, CmpOp::Eq | CmpOp::Ne);
                 if ordered && (ta == Ty::Bool || tb == Ty::Bool) {
-                    return Err(self.error(
-                        op.span,
-                        "true/false can only be compared with == or !=",
-                    ));
+                    return Err(
+                        self.error(op.span, "true/false can only be compared with == or !=")
+                    );
                 }
                 Ok(exact_presence(op.value, &a, &b)
                     .or_else(|| exact_presence(op.value.mirrored(), &b, &a))
@@ -271,7 +291,10 @@ impl Lowering<'_, '_> {
             other => {
                 return Err(self.error(
                     lhs.span,
-                    format!("cannot look up {} in a list — use a string, number or true/false", what(lhs, &other)),
+                    format!(
+                        "cannot look up {} in a list — use a string, number or true/false",
+                        what(lhs, &other)
+                    ),
                 ))
             }
         };

@@ -33,10 +33,15 @@ pub(crate) fn holds(cond: &Cond, state: &UserState, now: Timestamp) -> bool {
             (Some(a), Some(b)) => test(*op, a.cmp(&b)),
             _ => false,
         },
-        Cond::Compare { op, lhs, rhs } => compare(*op, value(lhs, state, now), value(rhs, state, now)),
+        Cond::Compare { op, lhs, rhs } => {
+            compare(*op, value(lhs, state, now), value(rhs, state, now))
+        }
         Cond::In { lhs, set } => {
             let needle = value(lhs, state, now);
-            needle != Val::Null && set.iter().any(|lit| compare(CmpOp::Eq, needle, literal(lit)))
+            needle != Val::Null
+                && set
+                    .iter()
+                    .any(|lit| compare(CmpOp::Eq, needle, literal(lit)))
         }
         Cond::Truthy(v) => value(v, state, now) == Val::Bool(true),
         Cond::Active {

@@ -153,7 +153,11 @@ impl<'s> Lexer<'s> {
         } else if rest.starts_with('>') {
             (CmpOp::Gt, 1)
         } else if rest.starts_with('=') {
-            return Err(self.error_here(start, 1, "unexpected \"=\" — write \"==\" to compare".into()));
+            return Err(self.error_here(
+                start,
+                1,
+                "unexpected \"=\" — write \"==\" to compare".into(),
+            ));
         } else {
             return Err(self.error_here(
                 start,
@@ -181,7 +185,9 @@ impl<'s> Lexer<'s> {
                         return Err(self.error_here(
                             start + 1 + i,
                             1 + j - i,
-                            format!("unknown escape \"\\{other}\" — only \\\" and \\\\ are allowed"),
+                            format!(
+                                "unknown escape \"\\{other}\" — only \\\" and \\\\ are allowed"
+                            ),
                         ))
                     }
                     None => break,
@@ -295,7 +301,11 @@ mod tests {
         let expr = tokens("now-7d", NameMode::Expression);
         assert_eq!(
             expr,
-            vec![Token::Name("now".into()), Token::Minus, Token::Duration(7 * DAY_MS)]
+            vec![
+                Token::Name("now".into()),
+                Token::Minus,
+                Token::Duration(7 * DAY_MS)
+            ]
         );
         let activity = tokens("sign-up", NameMode::Activity);
         assert_eq!(activity, vec![Token::Name("sign-up".into())]);
@@ -304,7 +314,13 @@ mod tests {
     #[test]
     fn every_duration_unit_scales() {
         let got = tokens("45s 15m 12h 30d 2w", NameMode::Expression);
-        let want = [45 * SECOND_MS, 15 * MINUTE_MS, 12 * HOUR_MS, 30 * DAY_MS, 2 * WEEK_MS];
+        let want = [
+            45 * SECOND_MS,
+            15 * MINUTE_MS,
+            12 * HOUR_MS,
+            30 * DAY_MS,
+            2 * WEEK_MS,
+        ];
         assert_eq!(got, want.map(Token::Duration).to_vec());
     }
 
@@ -313,9 +329,17 @@ mod tests {
         let cases = [
             ("a & b", "unexpected \"&\" — write \"and\"", 3),
             ("a = 1", "unexpected \"=\" — write \"==\" to compare", 3),
-            ("30days", "unknown duration unit \"days\" — use s, m, h, d or w, like 30d", 3),
+            (
+                "30days",
+                "unknown duration unit \"days\" — use s, m, h, d or w, like 30d",
+                3,
+            ),
             ("\"abc", "unterminated string — add the closing \"", 1),
-            ("\"a\\n\"", "unknown escape \"\\n\" — only \\\" and \\\\ are allowed", 3),
+            (
+                "\"a\\n\"",
+                "unknown escape \"\\n\" — only \\\" and \\\\ are allowed",
+                3,
+            ),
             ("a @", "unexpected character \"@\"", 3),
         ];
         for (src, message, column) in cases {
@@ -327,7 +351,11 @@ mod tests {
                     Err(e) => break e,
                 }
             };
-            assert_eq!((err.message.as_str(), err.column), (message, column), "{src}");
+            assert_eq!(
+                (err.message.as_str(), err.column),
+                (message, column),
+                "{src}"
+            );
         }
     }
 }

@@ -106,7 +106,10 @@ impl Earliest {
                     self.value(term, state);
                 }
             }
-            Value::Count { window: None, .. } | Value::Lit(_) | Value::Attr(_) | Value::Trait(_) => {}
+            Value::Count { window: None, .. }
+            | Value::Lit(_)
+            | Value::Attr(_)
+            | Value::Trait(_) => {}
         }
     }
 }

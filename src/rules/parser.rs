@@ -40,7 +40,10 @@ pub fn parse(source: &str, limits: &Limits) -> Result<Expr, RuleError> {
     };
     let (token, span) = parser.peek()?;
     if token == Token::End {
-        return Err(parser.error(span, "rule is empty — write a condition like count(page_viewed) >= 1"));
+        return Err(parser.error(
+            span,
+            "rule is empty — write a condition like count(page_viewed) >= 1",
+        ));
     }
     let expr = parser.or()?;
     match parser.peek()? {
@@ -148,7 +151,10 @@ impl Parser<'_, '_> {
         if self.depth > self.limits.max_depth {
             return Err(self.error(
                 span,
-                format!("rule is nested too deeply: at most {} levels", self.limits.max_depth),
+                format!(
+                    "rule is nested too deeply: at most {} levels",
+                    self.limits.max_depth
+                ),
             ));
         }
         Ok(())
@@ -263,7 +269,10 @@ impl Parser<'_, '_> {
                 (other, span) => {
                     return Err(self.error(
                         span,
-                        format!("expected \",\" or \"]\" in the list, found {}", describe(&other)),
+                        format!(
+                            "expected \",\" or \"]\" in the list, found {}",
+                            describe(&other)
+                        ),
                     ))
                 }
             }
@@ -316,12 +325,18 @@ impl Parser<'_, '_> {
             Token::LParen => return self.parenthesized(span),
             Token::Name(name) => return self.named(name, span),
             Token::End => {
-                return Err(self.error(span, "rule ends too early — expected a value or a condition"))
+                return Err(self.error(
+                    span,
+                    "rule ends too early — expected a value or a condition",
+                ))
             }
             other => {
                 return Err(self.error(
                     span,
-                    format!("expected a value or a condition, found {}", describe(&other)),
+                    format!(
+                        "expected a value or a condition, found {}",
+                        describe(&other)
+                    ),
                 ))
             }
         };

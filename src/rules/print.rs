@@ -117,7 +117,10 @@ impl Display for Expr {
             ExprKind::Attribute(Attribute::Region) => f.write_str("region"),
             ExprKind::Attribute(Attribute::DeviceType) => f.write_str("device_type"),
             ExprKind::Attribute(Attribute::Trait(name)) => write!(f, "traits.{name}"),
-            ExprKind::Count { activity: a, window } => {
+            ExprKind::Count {
+                activity: a,
+                window,
+            } => {
                 f.write_str("count(")?;
                 activity(f, &a.value)?;
                 if let Some(w) = window {

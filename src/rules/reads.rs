@@ -39,7 +39,10 @@ impl Reads {
             || (event.country.is_some() && self.attributes.contains(&Attr::Country))
             || (event.region.is_some() && self.attributes.contains(&Attr::Region))
             || (event.device_type.is_some() && self.attributes.contains(&Attr::DeviceType))
-            || event.traits.iter().any(|(name, _)| self.traits.contains(name))
+            || event
+                .traits
+                .iter()
+                .any(|(name, _)| self.traits.contains(name))
     }
 
     /// Returns the longest window the rule reads, if any.

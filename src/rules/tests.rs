@@ -45,7 +45,11 @@ fn type_errors_are_refused_with_a_position() {
     ];
     for (src, message, line, column) in cases {
         let err = compile(src, &Limits::default()).expect_err(src);
-        assert_eq!((err.message.as_str(), err.line, err.column), (message, line, column), "{src}");
+        assert_eq!(
+            (err.message.as_str(), err.line, err.column),
+            (message, line, column),
+            "{src}"
+        );
     }
 }
 
@@ -56,7 +60,10 @@ fn the_longest_window_is_configurable() {
         ..Limits::default()
     };
     let err = compile("count(a, 8d) > 1", &limits).unwrap_err();
-    assert_eq!(err.message, "window 8d is longer than the longest allowed window, 7d");
+    assert_eq!(
+        err.message,
+        "window 8d is longer than the longest allowed window, 7d"
+    );
     assert!(compile("count(a, 1w) > 1", &limits).is_ok());
 }
 
@@ -73,15 +80,30 @@ fn evaluates_the_examples_of_rules_md() {
     views.insert(0, shopper);
     let state = state_of(&views, now);
     let cases = [
-        (r#"region == "Area X" and count(product_purchased, 30d) == 0"#, true),
-        (r#"device_type == "mobile" and count(page_viewed) >= 10 and last_seen() < now - 7d"#, false),
-        (r#"device_type == "mobile" and count(page_viewed) >= 10 and last_seen() < now - 2d"#, true),
-        (r#"country == "US" and count(added_to_cart, 7d) >= 1"#, false),
+        (
+            r#"region == "Area X" and count(product_purchased, 30d) == 0"#,
+            true,
+        ),
+        (
+            r#"device_type == "mobile" and count(page_viewed) >= 10 and last_seen() < now - 7d"#,
+            false,
+        ),
+        (
+            r#"device_type == "mobile" and count(page_viewed) >= 10 and last_seen() < now - 2d"#,
+            true,
+        ),
+        (
+            r#"country == "US" and count(added_to_cart, 7d) >= 1"#,
+            false,
+        ),
         ("count(page_viewed, 7d) >= 3", true),
         ("count(page_viewed, 7d) >= 5", true),
         ("count(page_viewed, 7d) >= 6", false),
         (r#"device_type in ["desktop", "tablet"]"#, false),
-        (r#"device_type in ["mobile"] and last_seen() >= now - 1d"#, false),
+        (
+            r#"device_type in ["mobile"] and last_seen() >= now - 1d"#,
+            false,
+        ),
         (r#"traits.plan == "pro""#, false),
         (r#"not (traits.plan == "pro")"#, true),
         ("not (first_seen() > now - 14d)", false),
@@ -160,7 +182,10 @@ fn presence_forms_of_windowed_counts_are_exact() {
         "not (count(product_purchased, 30d) > 0)",
         "not (1 <= count(product_purchased, 30d))",
     ] {
-        assert!(!rule(src).eval(&state, t("2026-11-01T00:28:59.999Z")), "{src}");
+        assert!(
+            !rule(src).eval(&state, t("2026-11-01T00:28:59.999Z")),
+            "{src}"
+        );
         assert!(rule(src).eval(&state, t("2026-11-01T00:29:00Z")), "{src}");
     }
 }
@@ -175,7 +200,10 @@ fn future_events_count_from_the_moment_they_are_due() {
     let state = state_of(&[later, earlier], now);
     let desktop = rule(r#"device_type == "desktop" and count(page_viewed) == 2"#);
     assert!(!desktop.eval(&state, now));
-    assert_eq!(next_change([&desktop], &state, now), Some(t("2026-11-01T00:03:00Z")));
+    assert_eq!(
+        next_change([&desktop], &state, now),
+        Some(t("2026-11-01T00:03:00Z"))
+    );
     assert!(desktop.eval(&state, t("2026-11-01T00:03:00Z")));
 }
 
@@ -189,8 +217,14 @@ fn next_change_finds_time_only_flips() {
         ("now - 7d > last_seen()", Some("2026-11-06T12:00:00.001Z")),
         ("count(page_viewed, 7d) == 0", Some("2026-11-06T12:00:00Z")),
         ("count(page_viewed, 24h) >= 1", None),
-        ("count(page_viewed, 3d) >= 2", Some("2026-11-02T00:00:00.001Z")),
-        ("count(page_viewed, 36h) >= 2", Some("2026-11-01T00:00:00.001Z")),
+        (
+            "count(page_viewed, 3d) >= 2",
+            Some("2026-11-02T00:00:00.001Z"),
+        ),
+        (
+            "count(page_viewed, 36h) >= 2",
+            Some("2026-11-01T00:00:00.001Z"),
+        ),
         ("count(page_viewed) >= 1", None),
         (r#"country == "US""#, None),
     ];
@@ -203,8 +237,14 @@ fn next_change_finds_time_only_flips() {
             assert_eq!(before, r.eval(&state, now), "{src} holds until the flip");
         }
     }
-    let both = [rule("last_seen() < now - 7d"), rule("count(page_viewed, 3d) >= 2")];
-    assert_eq!(next_change(&both, &state, now), Some(t("2026-11-02T00:00:00.001Z")));
+    let both = [
+        rule("last_seen() < now - 7d"),
+        rule("count(page_viewed, 3d) >= 2"),
+    ];
+    assert_eq!(
+        next_change(&both, &state, now),
+        Some(t("2026-11-02T00:00:00.001Z"))
+    );
 }
 
 #[test]
@@ -228,12 +268,17 @@ fn next_change_after_a_flip_moves_on() {
 
 #[test]
 fn reads_name_what_can_change_a_rule() {
-    let r = rule(r#"country == "US" and count(a, 7d) + count(b) > 1 and traits.plan == "x" and last_seen(c) < now"#);
+    let r = rule(
+        r#"country == "US" and count(a, 7d) + count(b) > 1 and traits.plan == "x" and last_seen(c) < now"#,
+    );
     let reads = r.reads();
     let names: Vec<&str> = reads.activities.iter().map(|a| &**a).collect();
     assert_eq!(names, ["a", "b", "c"]);
     assert!(!reads.any_activity && reads.time_dependent);
-    assert_eq!(reads.attributes.iter().copied().collect::<Vec<_>>(), [Attr::Country]);
+    assert_eq!(
+        reads.attributes.iter().copied().collect::<Vec<_>>(),
+        [Attr::Country]
+    );
     assert_eq!(reads.longest_window(), Some(7 * DAY_MS));
     let mut e = Event::new("z", t("2026-11-01T00:00:00Z"));
     assert!(!reads.affected_by(&e));
@@ -245,7 +290,9 @@ fn reads_name_what_can_change_a_rule() {
 
     let any = rule("last_seen() < now - 1h");
     assert!(any.reads().any_activity);
-    assert!(any.reads().affected_by(&Event::new("z", t("2026-11-01T00:00:00Z"))));
+    assert!(any
+        .reads()
+        .affected_by(&Event::new("z", t("2026-11-01T00:00:00Z"))));
     assert_eq!(any.reads().longest_window(), None);
     assert!(!rule("count(a) > 1").reads().time_dependent);
     let _ = HOUR_MS;
@@ -253,7 +300,12 @@ fn reads_name_what_can_change_a_rule() {
 
 #[test]
 fn display_prints_the_canonical_rule() {
-    let r = rule("count( page_viewed ,30d )>=1 AND_not_a_keyword == 1".split(" AND").next().unwrap());
+    let r = rule(
+        "count( page_viewed ,30d )>=1 AND_not_a_keyword == 1"
+            .split(" AND")
+            .next()
+            .unwrap(),
+    );
     assert_eq!(r.to_string(), "count(page_viewed, 30d) >= 1");
     assert_eq!(r.source(), "count( page_viewed ,30d )>=1");
 }

@@ -46,7 +46,8 @@ fn precedence_is_or_then_and_then_not() {
 
 #[test]
 fn parentheses_comments_and_newlines_are_free() {
-    let src = "( count(a) >= 1 # first\n  or\n count(\"9b\", 2w) > 0 )\n and not last_seen(x-y) < now-1h";
+    let src =
+        "( count(a) >= 1 # first\n  or\n count(\"9b\", 2w) > 0 )\n and not last_seen(x-y) < now-1h";
     let ast = parse_ok(src);
     assert_eq!(
         ast.to_string(),
@@ -69,7 +70,10 @@ fn spans_point_into_the_source() {
 #[test]
 fn negative_numbers_and_decimals() {
     let ast = parse_ok("traits.score > -2.5 and traits.n in [-1, 2]");
-    assert_eq!(ast.to_string(), "traits.score > -2.5 and traits.n in [-1, 2]");
+    assert_eq!(
+        ast.to_string(),
+        "traits.score > -2.5 and traits.n in [-1, 2]"
+    );
 }
 
 #[test]
@@ -100,30 +104,45 @@ fn error_messages_say_what_to_do_and_where() {
 #[test]
 fn limits_are_enforced() {
     let long = format!("count(a) >= 1 {}", " ".repeat(5000));
-    assert_eq!(parse_err(&long).0, "rule is too long: at most 4096 characters");
+    assert_eq!(
+        parse_err(&long).0,
+        "rule is too long: at most 4096 characters"
+    );
 
     let many = vec!["count(a) >= 1"; 90].join(" or ");
     assert_eq!(parse_err(&many).0, "rule is too large: at most 256 parts");
 
     let deep = format!("{}count(a) >= 1{}", "(".repeat(33), ")".repeat(33));
-    assert_eq!(parse_err(&deep), ("rule is nested too deeply: at most 32 levels".into(), 1, 33));
+    assert_eq!(
+        parse_err(&deep),
+        ("rule is nested too deeply: at most 32 levels".into(), 1, 33)
+    );
     let fine = format!("{}count(a) >= 1{}", "(".repeat(32), ")".repeat(32));
     parse_ok(&fine);
 
     let nots = format!("{}count(a) >= 1", "not ".repeat(40));
-    assert_eq!(parse_err(&nots).0, "rule is nested too deeply: at most 32 levels");
+    assert_eq!(
+        parse_err(&nots).0,
+        "rule is nested too deeply: at most 32 levels"
+    );
 }
 
 #[test]
 fn deep_input_is_refused_without_exhausting_the_stack() {
     let deep = "(".repeat(4000);
-    assert_eq!(parse_err(&deep).0, "rule is nested too deeply: at most 32 levels");
+    assert_eq!(
+        parse_err(&deep).0,
+        "rule is nested too deeply: at most 32 levels"
+    );
 }
 
 #[test]
 fn activities_must_be_valid_activity_types() {
     let (message, _, column) = parse_err("count(\"has space\") > 1");
-    assert_eq!(message, "an activity type is 1 to 64 characters of letters, digits, _ . : -");
+    assert_eq!(
+        message,
+        "an activity type is 1 to 64 characters of letters, digits, _ . : -"
+    );
     assert_eq!(column, 7);
     parse_ok("count(\"9lives\") > 1 and count(a.b:c-d) > 1");
 }

@@ -105,7 +105,14 @@ impl ActivityStats {
         let long = window > SHORT_WINDOW_MS;
         let hours = self.hours.iter().rev().map(move |(h, n)| {
             let at = start(*h, HOUR_MS);
-            (if long { at.div_euclid(DAY_MS) * DAY_MS } else { at }, *n)
+            (
+                if long {
+                    at.div_euclid(DAY_MS) * DAY_MS
+                } else {
+                    at
+                },
+                *n,
+            )
         });
         let days = self
             .days
@@ -143,7 +150,12 @@ impl ActivityStats {
         };
         self.last = self.last.max(other.last);
         for (hour, events) in &other.hours {
-            self.add_bucketed(start(*hour, HOUR_MS), *events, now.as_millis(), retention_ms);
+            self.add_bucketed(
+                start(*hour, HOUR_MS),
+                *events,
+                now.as_millis(),
+                retention_ms,
+            );
         }
         for (day, events) in &other.days {
             add_to(&mut self.days, *day, *events);
@@ -182,14 +194,28 @@ mod tests {
         let mut stats = ActivityStats::default();
         let start_at = at(50 * DAY_MS);
         for i in 0..40 {
-            stats.record(at(start_at.as_millis() + i * 5 * HOUR_MS), at(start_at.as_millis() + i * 5 * HOUR_MS), RETENTION);
+            stats.record(
+                at(start_at.as_millis() + i * 5 * HOUR_MS),
+                at(start_at.as_millis() + i * 5 * HOUR_MS),
+                RETENTION,
+            );
         }
         let later = at(start_at.as_millis() + 9 * DAY_MS);
-        let windows = [HOUR_MS, 20 * HOUR_MS, 48 * HOUR_MS, 49 * HOUR_MS, 5 * DAY_MS, 30 * DAY_MS];
+        let windows = [
+            HOUR_MS,
+            20 * HOUR_MS,
+            48 * HOUR_MS,
+            49 * HOUR_MS,
+            5 * DAY_MS,
+            30 * DAY_MS,
+        ];
         let before: Vec<u64> = windows.iter().map(|w| stats.count_in(*w, later)).collect();
         let mut compacted = stats.clone();
         compacted.compact(later, RETENTION);
-        let after: Vec<u64> = windows.iter().map(|w| compacted.count_in(*w, later)).collect();
+        let after: Vec<u64> = windows
+            .iter()
+            .map(|w| compacted.count_in(*w, later))
+            .collect();
         assert_eq!(before, after);
         assert!(compacted.hours.len() < stats.hours.len());
     }
@@ -212,7 +238,10 @@ mod tests {
         stats.record(at(now.as_millis() - 10 * 60_000), now, RETENTION);
         let window = 3 * HOUR_MS;
         let leave = stats.next_departure(window, now).unwrap();
-        assert_eq!(leave.as_millis(), now.as_millis() - 2 * HOUR_MS + window + 1);
+        assert_eq!(
+            leave.as_millis(),
+            now.as_millis() - 2 * HOUR_MS + window + 1
+        );
         assert_eq!(stats.count_in(window, at(leave.as_millis() - 1)), 2);
         assert_eq!(stats.count_in(window, leave), 1);
     }

@@ -64,7 +64,9 @@ impl UserState {
     pub fn apply(&mut self, event: &Event, now: Timestamp, retention_ms: i64) {
         self.settle(now, retention_ms);
         if event.created_at > now {
-            let at = self.pending.partition_point(|e| e.created_at <= event.created_at);
+            let at = self
+                .pending
+                .partition_point(|e| e.created_at <= event.created_at);
             self.pending.insert(at, event.clone());
         } else {
             self.fold(event, now, retention_ms);
@@ -161,7 +163,9 @@ impl UserState {
             }
         }
         for event in &other.pending {
-            let at = self.pending.partition_point(|e| e.created_at <= event.created_at);
+            let at = self
+                .pending
+                .partition_point(|e| e.created_at <= event.created_at);
             self.pending.insert(at, event.clone());
         }
         self.settle(now, retention_ms);
@@ -196,7 +200,9 @@ impl UserState {
     /// Returns the first instant after `now` at which an event leaves `count(activity, window)`.
     pub fn next_departure(&self, activity: &str, window: i64, now: Timestamp) -> Option<Timestamp> {
         let edge = now.add_millis(-window);
-        let folded = self.stats(activity).and_then(|s| s.next_departure(window, now));
+        let folded = self
+            .stats(activity)
+            .and_then(|s| s.next_departure(window, now));
         let due = self
             .due(now)
             .iter()
@@ -246,7 +252,11 @@ impl UserState {
             Attr::DeviceType => (&self.device_type, |e| e.device_type.as_deref()),
         };
         let folded = slot.as_ref().map(|s| (s.at, &*s.value));
-        let due = self.due(now).iter().rev().find_map(|e| pick(e).map(|v| (e.created_at, v)));
+        let due = self
+            .due(now)
+            .iter()
+            .rev()
+            .find_map(|e| pick(e).map(|v| (e.created_at, v)));
         latest(folded, due)
     }
 
@@ -269,7 +279,10 @@ impl UserState {
 
     /// Returns when the next event kept aside becomes due, if any is after `now`.
     pub fn next_pending(&self, now: Timestamp) -> Option<Timestamp> {
-        self.pending.iter().map(|e| e.created_at).find(|at| *at > now)
+        self.pending
+            .iter()
+            .map(|e| e.created_at)
+            .find(|at| *at > now)
     }
 
     /// Iterates the activity types of the events folded so far (call `settle` first), in

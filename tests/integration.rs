@@ -1,0 +1,5 @@
+//! Black-box tests of USS, one binary with a module per feature.
+
+mod common;
+mod rules_fixtures;
+mod rules_model;
