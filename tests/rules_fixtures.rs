@@ -11,7 +11,7 @@ use crate::common::{events_for_test, oracle_for_test, segments_for_test};
 fn replay_and_match(events_file: &str, oracle_file: &str) {
     let limits = Limits::default();
     let oracle = oracle_for_test(oracle_file);
-    let now = Timestamp::parse(&oracle.now).unwrap();
+    let now = Timestamp::parse(&oracle.now).expect("oracle time");
     let mut users: BTreeMap<String, UserState> = BTreeMap::new();
     for fixture in events_for_test(events_file) {
         let state = users.entry(fixture.user_key()).or_default();
@@ -20,7 +20,7 @@ fn replay_and_match(events_file: &str, oracle_file: &str) {
     let segments = segments_for_test();
     assert_eq!(segments.len(), oracle.segments.len());
     for segment in segments {
-        let rule = compile(&segment.rule, &limits).unwrap();
+        let rule = compile(&segment.rule, &limits).expect("fixture rule");
         let members: BTreeSet<&str> = users
             .iter()
             .filter(|(_, state)| rule.eval(state, now))

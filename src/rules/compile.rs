@@ -332,10 +332,8 @@ fn exact_presence(op: CmpOp, count: &Value, other: &Value) -> Option<Cond> {
         return None;
     };
     let present = match (op, *k) {
-        (CmpOp::Eq | CmpOp::Le, k) if k == 0.0 => false,
-        (CmpOp::Lt, k) if k == 1.0 => false,
-        (CmpOp::Ne | CmpOp::Gt, k) if k == 0.0 => true,
-        (CmpOp::Ge, k) if k == 1.0 => true,
+        (CmpOp::Eq | CmpOp::Le, 0.0) | (CmpOp::Lt, 1.0) => false,
+        (CmpOp::Ne | CmpOp::Gt, 0.0) | (CmpOp::Ge, 1.0) => true,
         _ => return None,
     };
     Some(Cond::Active {
