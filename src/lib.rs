@@ -8,5 +8,12 @@
 //! - [`rules`]: the rule language — parser, checker, evaluator, user state, and the
 //!   next instant a rule can flip. No I/O.
 
+pub mod actors;
+pub mod clock;
+pub mod config;
 pub mod domain;
+pub mod http;
+pub mod metrics;
 pub mod rules;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,73 @@
+//! Node-wide totals per activity type (`GET /api/v1/activities`), kept up to date by
+//! user actors from the difference each change makes to their own totals.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::view::ActivitySummary;
+
+/// Totals over every user.
+#[derive(Default)]
+pub struct ActivityTotals {
+    totals: Mutex<BTreeMap<String, ActivitySummary>>,
+}
+
+impl ActivityTotals {
+    /// Adds the difference between one user's totals before and after a change.
+    pub fn adjust(
+        &self,
+        before: &BTreeMap<String, ActivitySummary>,
+        after: &BTreeMap<String, ActivitySummary>,
+    ) {
+        if before == after {
+            return;
+        }
+        let mut totals = match self.totals.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (name, now) in after {
+            let was = before.get(name).map_or(0, |s| s.count);
+            let total = totals.entry(name.clone()).or_insert(ActivitySummary {
+                count: 0,
+                last_at: None,
+            });
+            total.count = (total.count + now.count).saturating_sub(was);
+            total.last_at = total.last_at.max(now.last_at);
+        }
+    }
+
+    /// Returns the totals, ordered by activity type.
+    pub fn snapshot(&self) -> Vec<(String, ActivitySummary)> {
+        let totals = match self.totals.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        totals.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Timestamp;
+
+    fn summary(count: u64, last: i64) -> ActivitySummary {
+        ActivitySummary {
+            count,
+            last_at: Some(Timestamp::from_millis(last)),
+        }
+    }
+
+    #[test]
+    fn adds_each_users_difference() {
+        let totals = ActivityTotals::default();
+        let empty = BTreeMap::new();
+        let one = BTreeMap::from([("v".to_owned(), summary(1, 10))]);
+        let two = BTreeMap::from([("v".to_owned(), summary(3, 5))]);
+        totals.adjust(&empty, &one);
+        totals.adjust(&empty, &two);
+        totals.adjust(&two, &BTreeMap::from([("v".to_owned(), summary(4, 20))]));
+        assert_eq!(totals.snapshot(), vec![("v".to_owned(), summary(5, 20))]);
+    }
+}

@@ -1,0 +1,52 @@
+//! User actors and the services around them: the registry that finds or starts a user's
+//! actor, the segment catalog, group commit, the notification hub, timers.
+//!
+//! Must not parse HTTP or touch sled directly (storage goes through `storage::Store`).
+//!
+//! # Supervision
+//!
+//! | actor / task | on error | restart |
+//! | --- | --- | --- |
+//! | `UserActor` | a failed save reloads the user from storage and answers `Storage` (503); the event is not acknowledged | not supervised: a stopped actor is started again, from storage, by the registry on its next message |
+//! | committer task | a failed flush answers every waiting caller `Storage` (503) and retries on the next group | runs for the node's life |
+//! | timer loop | logs a warning and retries on its next pass; overdue timers fire late, never skipped | runs for the node's life |
+
+mod activity_totals;
+mod catalog;
+mod committer;
+mod hub;
+mod ingest;
+mod messages;
+mod record;
+mod registry;
+mod segments;
+mod timers;
+mod user;
+mod view;
+
+pub use activity_totals::ActivityTotals;
+pub use catalog::{Catalog, Segment, SegmentDef, Segments};
+pub use committer::{Committer, Receipt};
+pub use hub::{Hub, Notification};
+pub use ingest::Ingestor;
+pub use messages::{Forget, GetView, Ingest, Reevaluate, Reply, Tick};
+pub use record::{Change, Identity, Incoming, UserRecord, REMEMBERED_EVENT_IDS};
+pub use registry::{mix, Registry};
+pub use segments::{SegmentError, SegmentPatch, SegmentService};
+pub use timers::Timers;
+pub use user::{UserActor, UserContext};
+pub use view::{activity_summaries, ActivitySummary, UserView};
+
+/// Why a user actor could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActorError {
+    /// The actor's mailbox is full: the node is overloaded.
+    #[error("user mailbox is full")]
+    MailboxFull,
+    /// The node is stopping.
+    #[error("node is shutting down")]
+    ShuttingDown,
+    /// Storage failed; nothing was acknowledged.
+    #[error("storage failed: {0}")]
+    Storage(String),
+}

@@ -1,0 +1,125 @@
+//! Finds or starts a user's actor. Users map to a fixed number of shards by a fixed,
+//! documented hash (SplitMix64's finaliser of the user id, modulo the shard count); shards
+//! map to arbiters (one thread each) round-robin, so actors spread over the cores.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix::dev::ToEnvelope;
+use actix::{Actor, Addr, ArbiterHandle, Handler, Message};
+use tokio::sync::oneshot;
+
+use super::messages::Reply;
+use super::record::UserRecord;
+use super::user::{UserActor, UserContext};
+use super::ActorError;
+
+/// SplitMix64's finaliser: a fixed, well-mixed 64-bit hash (never `DefaultHasher`).
+pub fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The user actors of this node.
+pub struct Registry {
+    shards: Vec<Mutex<HashMap<u64, Addr<UserActor>>>>,
+    arbiters: Vec<ArbiterHandle>,
+    mailbox_capacity: usize,
+    shared: Arc<UserContext>,
+}
+
+impl Registry {
+    /// Creates a registry over `shards` shards placed on `arbiters`.
+    pub fn new(
+        shards: u32,
+        arbiters: Vec<ArbiterHandle>,
+        mailbox_capacity: usize,
+        shared: Arc<UserContext>,
+    ) -> Registry {
+        Registry {
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            arbiters,
+            mailbox_capacity,
+            shared,
+        }
+    }
+
+    /// Returns the shard of a user.
+    pub fn shard_of(&self, user: u64) -> usize {
+        (mix(user) % self.shards.len() as u64) as usize
+    }
+
+    fn address(&self, user: u64) -> Result<Addr<UserActor>, ActorError> {
+        let shard = self.shard_of(user);
+        let mut actors = match self.shards[shard].lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(addr) = actors.get(&user).filter(|a| a.connected()) {
+            return Ok(addr.clone());
+        }
+        let record: UserRecord = self
+            .shared
+            .store
+            .load_user(user)
+            .map_err(|e| ActorError::Storage(e.to_string()))?
+            .unwrap_or_default();
+        let actor = UserActor::new(user, record, Arc::clone(&self.shared));
+        let capacity = self.mailbox_capacity;
+        let addr = match self.arbiters.get(shard % self.arbiters.len().max(1)) {
+            Some(arbiter) => UserActor::start_in_arbiter(arbiter, move |ctx| {
+                ctx.set_mailbox_capacity(capacity);
+                actor
+            }),
+            None => UserActor::create(move |ctx| {
+                ctx.set_mailbox_capacity(capacity);
+                actor
+            }),
+        };
+        actors.insert(user, addr.clone());
+        Ok(addr)
+    }
+
+    /// Sends a message built around a reply channel to a user's actor and awaits the
+    /// answer; a full mailbox is `MailboxFull`, never a wait.
+    pub async fn ask<T, M>(
+        &self,
+        user: u64,
+        message: impl FnOnce(Reply<T>) -> M,
+    ) -> Result<T, ActorError>
+    where
+        M: Message<Result = ()> + Send + 'static,
+        UserActor: Handler<M>,
+        <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
+    {
+        let addr = self.address(user)?;
+        let (reply, answer) = oneshot::channel();
+        addr.try_send(message(reply)).map_err(|e| match e {
+            actix::prelude::SendError::Full(_) => ActorError::MailboxFull,
+            actix::prelude::SendError::Closed(_) => ActorError::ShuttingDown,
+        })?;
+        answer.await.map_err(|_| ActorError::ShuttingDown)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_hash_is_pinned() {
+        // Placement is a compatibility contract: these values must never change.
+        assert_eq!(mix(0), 0);
+        assert_eq!(mix(1) % 1024, mix(1) & 1023);
+        let golden: Vec<u64> = (1..=6).map(|u| mix(u) % 1024).collect();
+        assert_eq!(
+            golden,
+            vec![GOLDEN[0], GOLDEN[1], GOLDEN[2], GOLDEN[3], GOLDEN[4], GOLDEN[5]]
+        );
+    }
+
+    const GOLDEN: [u64; 6] = [0, 0, 0, 0, 0, 0];
+}

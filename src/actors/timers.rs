@@ -1,0 +1,77 @@
+//! Fires durable timers: each user whose next-change instant has come is ticked, loaded
+//! from storage if it is not in memory. Driven by the system clock (a loop) or by the dev
+//! clock (each time it is set).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use tracing::warn;
+
+use crate::clock::Clock;
+use crate::domain::Timestamp;
+use crate::metrics::Metrics;
+use crate::storage::Store;
+
+use super::messages::Tick;
+use super::registry::Registry;
+use super::ActorError;
+
+/// Ticks in flight at once.
+const CONCURRENCY: usize = 256;
+/// Longest sleep of the system-clock loop, so new timers are seen soon.
+const MAX_SLEEP: Duration = Duration::from_millis(250);
+
+/// Ticks users whose timers are due.
+pub struct Timers {
+    store: Store,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+}
+
+impl Timers {
+    /// Creates the timer service.
+    pub fn new(store: Store, registry: Arc<Registry>, metrics: Metrics) -> Timers {
+        Timers {
+            store,
+            registry,
+            metrics,
+        }
+    }
+
+    /// Ticks every user due at or before `now` and waits until their changes are durable
+    /// and pushed. Returns how many users were ticked.
+    pub async fn fire_due(&self, now: Timestamp) -> Result<usize, ActorError> {
+        let due = self
+            .store
+            .due_timers(now)
+            .map_err(|e| ActorError::Storage(e.to_string()))?;
+        let count = due.len();
+        let results: Vec<Result<(), ActorError>> = stream::iter(due)
+            .map(|(at, user)| async move {
+                let lag_ms = now.as_millis().saturating_sub(at.as_millis()).max(0);
+                self.metrics.timer_lag.observe(lag_ms as f64 / 1000.0);
+                let receipt = self.registry.ask(user, |reply| Tick { reply }).await?;
+                receipt.await.map_err(|_| ActorError::ShuttingDown)?
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))?;
+        Ok(count)
+    }
+
+    /// Fires timers as the system clock reaches them, until the task is dropped.
+    pub async fn run(self, clock: Arc<dyn Clock>) {
+        loop {
+            let now = clock.now();
+            if let Err(e) = self.fire_due(now).await {
+                warn!(error = %e, "some timers did not fire; retrying");
+            }
+            let next = self.store.first_timer().ok().flatten();
+            let wait_ms = next.map_or(i64::MAX, |due| due.as_millis() - clock.now().as_millis());
+            let wait = Duration::from_millis(wait_ms.clamp(1, MAX_SLEEP.as_millis() as i64) as u64);
+            tokio::time::sleep(wait).await;
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The user actor: one per resolved user, applying its events in order, re-evaluating
+//! segments, waking at the rule engine's next-change instant, and persisting every
+//! change before it is pushed.
+
+use std::sync::Arc;
+
+use actix::{Actor, Context, Handler};
+use tracing::warn;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::storage::{Store, UserWrite};
+
+use super::activity_totals::ActivityTotals;
+use super::catalog::Catalog;
+use super::committer::{Committer, Receipt};
+use super::hub::Notification;
+use super::messages::{Forget, GetView, Ingest, Reevaluate, Reply, Tick};
+use super::record::{Effects, UserRecord};
+use super::view::{activity_summaries, UserView};
+use super::ActorError;
+
+/// What every user actor shares.
+pub struct UserContext {
+    /// The node's store.
+    pub store: Store,
+    /// The segments.
+    pub catalog: Arc<Catalog>,
+    /// Group commit.
+    pub committer: Committer,
+    /// The node's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Node-wide activity totals.
+    pub totals: Arc<ActivityTotals>,
+    /// How long windowed buckets are kept.
+    pub retention_ms: i64,
+}
+
+/// One user.
+pub struct UserActor {
+    id: u64,
+    record: UserRecord,
+    shared: Arc<UserContext>,
+}
+
+impl UserActor {
+    /// Returns the actor for `id` with its stored `record`.
+    pub fn new(id: u64, record: UserRecord, shared: Arc<UserContext>) -> UserActor {
+        UserActor { id, record, shared }
+    }
+
+    /// Runs one step on the record, persists it, and queues its notifications.
+    fn step(
+        &mut self,
+        work: impl FnOnce(&mut UserRecord, &UserContext) -> Effects,
+    ) -> Result<Receipt, ActorError> {
+        let shared = Arc::clone(&self.shared);
+        let now = shared.clock.now();
+        let before_segments = self.record.segments.clone();
+        let before_totals = activity_summaries(&self.record, now);
+        let old_due = self.record.next_due;
+        let effects = work(&mut self.record, &shared);
+        let write = UserWrite {
+            old_due,
+            new_due: self.record.next_due,
+            joined: self
+                .record
+                .segments
+                .difference(&before_segments)
+                .copied()
+                .collect(),
+            left: before_segments
+                .difference(&self.record.segments)
+                .copied()
+                .collect(),
+        };
+        if let Err(e) = shared.store.save_user(self.id, &self.record, &write) {
+            warn!(user_id = self.id, error = %e, "failed to save user; reloading it");
+            self.record = shared
+                .store
+                .load_user(self.id)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            return Err(ActorError::Storage(e.to_string()));
+        }
+        if old_due != self.record.next_due {
+            let delta = i64::from(self.record.next_due.is_some()) - i64::from(old_due.is_some());
+            shared.metrics.timers_pending.add(delta);
+        }
+        shared.metrics.rule_evaluations.inc_by(effects.evaluations);
+        shared
+            .totals
+            .adjust(&before_totals, &activity_summaries(&self.record, now));
+        let notifications = effects
+            .changes
+            .into_iter()
+            .map(|change| Notification {
+                user_id: self.id,
+                in_segments: change.entered,
+                out_segments: change.left,
+                at: change.at,
+                merged_into: None,
+            })
+            .collect();
+        Ok(shared.committer.submit(notifications))
+    }
+}
+
+fn answer<T>(reply: Reply<T>, result: Result<T, ActorError>) {
+    let _caller_gone = reply.send(result);
+}
+
+impl Actor for UserActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        self.shared.metrics.resident_users.inc();
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.shared.metrics.resident_users.dec();
+    }
+}
+
+impl Handler<Ingest> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Ingest, _ctx: &mut Self::Context) {
+        let mut applied = 0;
+        let result = self.step(|record, shared| {
+            let segments = shared.catalog.snapshot();
+            let effects = record.apply(
+                &msg.events,
+                &segments,
+                shared.clock.now(),
+                shared.retention_ms,
+            );
+            applied = effects.applied;
+            effects
+        });
+        if result.is_ok() {
+            self.shared.metrics.events_ingested.inc_by(applied);
+        }
+        answer(msg.reply, result);
+    }
+}
+
+impl Handler<Tick> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Tick, _ctx: &mut Self::Context) {
+        let result = self.step(|record, shared| {
+            let mut effects = Effects::default();
+            let segments = shared.catalog.snapshot();
+            record.catch_up(
+                &segments,
+                shared.clock.now(),
+                shared.retention_ms,
+                &mut effects,
+            );
+            effects
+        });
+        answer(msg.reply, result);
+    }
+}
+
+impl Handler<Reevaluate> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reevaluate, _ctx: &mut Self::Context) {
+        let result = self.step(|record, shared| {
+            let segments = shared.catalog.snapshot();
+            record.reevaluate(
+                msg.segment,
+                &segments,
+                shared.clock.now(),
+                shared.retention_ms,
+            )
+        });
+        answer(msg.reply, result);
+    }
+}
+
+impl Handler<Forget> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Forget, _ctx: &mut Self::Context) {
+        let result = self.step(|record, shared| {
+            let segments = shared.catalog.snapshot();
+            record.forget(msg.segment, &segments, shared.clock.now())
+        });
+        answer(msg.reply, result);
+    }
+}
+
+impl Handler<GetView> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: GetView, _ctx: &mut Self::Context) {
+        let view = UserView::of(self.id, &self.record, self.shared.clock.now());
+        answer(msg.reply, Ok(view));
+    }
+}

@@ -1,0 +1,174 @@
+//! `/api/v1/segments…`: create, list, read, change, delete, members, count, validate.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use crate::actors::{SegmentDef, SegmentPatch};
+
+use super::super::body::json_body;
+use super::super::dto::SegmentJson;
+use super::super::error::ApiError;
+use super::super::state::AppState;
+use super::{path_id, query};
+
+/// Largest segment request body.
+const MAX_BODY: usize = 64 * 1024;
+
+fn segment_json(state: &AppState, def: &SegmentDef) -> SegmentJson {
+    SegmentJson::new(def, state.store.member_count(def.id))
+}
+
+fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::invalid_request(
+            "the body must be a JSON object",
+            None,
+        )),
+    }
+}
+
+fn string_field(map: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match map.get(field) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::invalid_request(
+            format!("{field} must be a string"),
+            Some(field),
+        )),
+    }
+}
+
+fn description(map: &Map<String, Value>) -> Result<Option<Option<String>>, ApiError> {
+    match map.get("description") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) if s.chars().count() <= 4096 => Ok(Some(Some(s.clone()))),
+        Some(_) => Err(ApiError::invalid_request(
+            "description must be a string of at most 4096 characters or null",
+            Some("description"),
+        )),
+    }
+}
+
+fn required(map: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
+    string_field(map, field)?
+        .ok_or_else(|| ApiError::invalid_request(format!("{field} is required"), Some(field)))
+}
+
+fn existing(state: &AppState, id: u64) -> Result<SegmentDef, ApiError> {
+    state
+        .catalog
+        .snapshot()
+        .get(&id)
+        .map(|s| s.def.clone())
+        .ok_or_else(|| ApiError::NotFound(format!("segment {id} not found")))
+}
+
+/// `POST /api/v1/segments`
+pub async fn create(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let map = object(json_body(payload, MAX_BODY).await?)?;
+    let (name, rule) = (required(&map, "name")?, required(&map, "rule")?);
+    let description = description(&map)?.flatten();
+    let def = state.segments.create(name, rule, description).await?;
+    Ok(HttpResponse::Created().json(segment_json(&state, &def)))
+}
+
+/// `GET /api/v1/segments`
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let segments: Vec<SegmentJson> = state
+        .catalog
+        .snapshot()
+        .values()
+        .map(|s| segment_json(&state, &s.def))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"segments": segments})))
+}
+
+/// `GET /api/v1/segments/{id}`
+pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let def = existing(&state, path_id(&req, "id")?)?;
+    Ok(HttpResponse::Ok().json(segment_json(&state, &def)))
+}
+
+/// `PUT /api/v1/segments/{id}`
+pub async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&req, "id")?;
+    let map = object(json_body(payload, MAX_BODY).await?)?;
+    let patch = SegmentPatch {
+        name: string_field(&map, "name")?,
+        rule: string_field(&map, "rule")?,
+        description: description(&map)?,
+    };
+    let def = state.segments.update(id, patch).await?;
+    Ok(HttpResponse::Ok().json(segment_json(&state, &def)))
+}
+
+/// `DELETE /api/v1/segments/{id}`
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    state.segments.delete(path_id(&req, "id")?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/segments/{id}/members?limit=N&cursor=C`
+pub async fn members(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&req, "id")?;
+    existing(&state, id)?;
+    let params = query(&req)?;
+    let limit = match params.get("limit") {
+        None => 1000,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_request("limit must be an integer from 1 to 10000", Some("limit"))
+            })?,
+    };
+    let cursor = match params.get("cursor").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
+            ApiError::invalid_request("cursor must be a value of next_cursor", Some("cursor"))
+        })?),
+    };
+    let mut page = state
+        .store
+        .members(id, cursor, limit + 1)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let next_cursor = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(u64::to_string)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(json!({"members": page, "next_cursor": next_cursor})))
+}
+
+/// `GET /api/v1/segments/{id}/count`
+pub async fn count(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let def = existing(&state, path_id(&req, "id")?)?;
+    Ok(HttpResponse::Ok().json(json!({"count": state.store.member_count(def.id)})))
+}
+
+/// `POST /api/v1/segments/validate`
+pub async fn validate(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let map = object(json_body(payload, MAX_BODY).await?)?;
+    state.segments.validate(&required(&map, "rule")?)?;
+    Ok(HttpResponse::Ok().json(json!({"valid": true})))
+}

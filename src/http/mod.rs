@@ -1,0 +1,16 @@
+//! The HTTP and WebSocket API of API.md: routes, request validation, JSON errors,
+//! WebSocket sessions, and the metrics endpoint. Holds no business logic: it validates,
+//! calls the actors' services, and shapes answers.
+
+mod body;
+mod dto;
+mod error;
+mod event_json;
+mod handlers;
+mod routes;
+mod state;
+mod ws;
+
+pub use error::ApiError;
+pub use routes::{configure, method_label, route_label};
+pub use state::AppState;

@@ -1,0 +1,42 @@
+//! What every request handler can reach.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::actors::{ActivityTotals, Catalog, Hub, Ingestor, Registry, SegmentService, Timers};
+use crate::clock::{Clock, ManualClock};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::storage::Store;
+
+/// Shared by all handlers (behind `web::Data`).
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Config,
+    /// Storage.
+    pub store: Store,
+    /// User actors.
+    pub registry: Arc<Registry>,
+    /// The ingestion pipeline.
+    pub ingestor: Ingestor,
+    /// Segment lifecycle.
+    pub segments: Arc<SegmentService>,
+    /// The segments.
+    pub catalog: Arc<Catalog>,
+    /// Notification fan-out.
+    pub hub: Hub,
+    /// The node's clock.
+    pub clock: Arc<dyn Clock>,
+    /// The settable clock, with `--dev-clock`.
+    pub dev_clock: Option<Arc<ManualClock>>,
+    /// Serialises clock moves.
+    pub clock_moves: tokio::sync::Mutex<()>,
+    /// Timer firing.
+    pub timers: Arc<Timers>,
+    /// Node-wide activity totals.
+    pub totals: Arc<ActivityTotals>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// True once state is recovered and the node serves traffic.
+    pub ready: AtomicBool,
+}

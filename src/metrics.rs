@@ -1,0 +1,147 @@
+//! Every Prometheus metric of the node: names, help, buckets, registration.
+//!
+//! Names follow `uss_<area>_<what>_<unit>[_total]`; labels take values from bounded
+//! sets only (route patterns, methods, status classes) — never a user id or rule text.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// The node's metrics, registered once in their own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Events applied (a repeated `event_id` is not counted).
+    pub events_ingested: IntCounter,
+    /// Events refused as invalid.
+    pub events_rejected: IntCounter,
+    /// Segment entries plus exits.
+    pub membership_changes: IntCounter,
+    /// Rule evaluations.
+    pub rule_evaluations: IntCounter,
+    /// User actors in memory.
+    pub resident_users: IntGauge,
+    /// Durable timers pending.
+    pub timers_pending: IntGauge,
+    /// How late timers fire (now − due).
+    pub timer_lag: Histogram,
+    /// Open notification WebSockets.
+    pub notification_subscribers: IntGauge,
+    /// Subscribers disconnected for falling behind.
+    pub notification_dropped_subscribers: IntCounter,
+    /// Group-commit flush time.
+    pub journal_flush_duration: Histogram,
+    /// Writes covered by one flush.
+    pub journal_flush_batch_size: Histogram,
+    /// HTTP latency by route pattern, method and status class.
+    pub http_request_duration: HistogramVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    #[allow(clippy::expect_used)]
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let r = &registry;
+        let http_request_duration = HistogramVec::new(
+            HistogramOpts::from(Opts::new(
+                "uss_http_request_duration_seconds",
+                "HTTP request latency",
+            ))
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(http_request_duration.clone()))
+            .expect("metric registered once");
+        Metrics {
+            events_ingested: counter(r, "uss_events_ingested_total", "Events applied"),
+            events_rejected: counter(r, "uss_events_rejected_total", "Events refused as invalid"),
+            membership_changes: counter(
+                r,
+                "uss_membership_changes_total",
+                "Segment entries and exits",
+            ),
+            rule_evaluations: counter(r, "uss_rule_evaluations_total", "Rule evaluations"),
+            resident_users: gauge(r, "uss_resident_users", "User actors in memory"),
+            timers_pending: gauge(r, "uss_timers_pending", "Durable timers pending"),
+            timer_lag: histogram(
+                r,
+                "uss_timer_lag_seconds",
+                "How late timers fire",
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            notification_subscribers: gauge(
+                r,
+                "uss_notification_subscribers",
+                "Open notification WebSockets",
+            ),
+            notification_dropped_subscribers: counter(
+                r,
+                "uss_notification_dropped_subscribers_total",
+                "Subscribers disconnected for falling behind",
+            ),
+            journal_flush_duration: histogram(
+                r,
+                "uss_journal_flush_duration_seconds",
+                "Group-commit flush time",
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            journal_flush_batch_size: histogram(
+                r,
+                "uss_journal_flush_batch_size",
+                "Commits covered by one flush",
+                vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0],
+            ),
+            http_request_duration,
+            registry,
+        }
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut out).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

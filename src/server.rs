@@ -1,0 +1,212 @@
+//! Builds the node — storage, clock, actors, services, HTTP server — recovers its state,
+//! serves until `shutdown` resolves, then stops gracefully and flushes.
+//!
+//! `run` is the one entry point: `main` calls it, and so do the black-box tests, on an
+//! ephemeral port with a temporary data directory. It must run inside an actix `System`.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use actix::Arbiter;
+use actix_web::dev::Service;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use tracing::{info, warn};
+
+use crate::actors::{
+    activity_summaries, ActivityTotals, Catalog, Committer, Hub, Ingestor, Registry,
+    SegmentService, Timers, UserContext, UserRecord,
+};
+use crate::clock::{Clock, ManualClock, Stopwatch, SystemClock, DEV_CLOCK_KEY};
+use crate::config::Config;
+use crate::domain::Timestamp;
+use crate::http::{configure, method_label, route_label, AppState};
+use crate::metrics::Metrics;
+use crate::storage::Store;
+
+/// How the node is started, beyond its configuration.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Enables the settable dev clock (`--dev-clock`).
+    pub dev_clock: bool,
+}
+
+fn open_clock(
+    store: &Store,
+    dev_clock: bool,
+) -> anyhow::Result<(Arc<dyn Clock>, Option<Arc<ManualClock>>)> {
+    if !dev_clock {
+        return Ok((Arc::new(SystemClock), None));
+    }
+    let persisted: Option<Timestamp> = store.meta(DEV_CLOCK_KEY)?;
+    let manual = Arc::new(ManualClock::new(
+        persisted.unwrap_or_else(|| SystemClock.now()),
+    ));
+    Ok((manual.clone(), Some(manual)))
+}
+
+fn recover_totals(store: &Store, totals: &ActivityTotals, now: Timestamp) -> anyhow::Result<usize> {
+    let mut users = 0;
+    for user in store.user_ids() {
+        if let Some(record) = store.load_user::<UserRecord>(user?)? {
+            totals.adjust(&Default::default(), &activity_summaries(&record, now));
+            users += 1;
+        }
+    }
+    Ok(users)
+}
+
+/// Runs the node on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!(
+            "failed to create data dir `{}`",
+            config.server.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&config.server.data_dir).with_context(|| {
+        format!(
+            "failed to open data dir `{}`",
+            config.server.data_dir.display()
+        )
+    })?;
+    let metrics = Metrics::new();
+    let hub = Hub::new(config.notifications.subscriber_buffer);
+    let committer = Committer::start(store.clone(), hub.clone(), metrics.clone());
+    let (clock, dev_clock) = open_clock(&store, options.dev_clock)?;
+    let catalog = Arc::new(Catalog::default());
+    let totals = Arc::new(ActivityTotals::default());
+    let limits = config.rules.limits();
+
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let arbiter_count = if config.actors.arbiters == 0 {
+        cores
+    } else {
+        config.actors.arbiters
+    };
+    let arbiters: Vec<Arbiter> = (0..arbiter_count).map(|_| Arbiter::new()).collect();
+    let shared = Arc::new(UserContext {
+        store: store.clone(),
+        catalog: Arc::clone(&catalog),
+        committer,
+        clock: Arc::clone(&clock),
+        metrics: metrics.clone(),
+        totals: Arc::clone(&totals),
+        retention_ms: limits.max_window_ms,
+    });
+    let registry = Arc::new(Registry::new(
+        config.actors.shards,
+        arbiters.iter().map(Arbiter::handle).collect(),
+        config.actors.mailbox_capacity,
+        shared,
+    ));
+    let segments = SegmentService::new(
+        store.clone(),
+        Arc::clone(&catalog),
+        Arc::clone(&registry),
+        Arc::clone(&clock),
+        limits,
+    );
+    segments.load()?;
+    let users = recover_totals(&store, &totals, clock.now())?;
+    metrics.timers_pending.set(store.timer_count() as i64);
+    let timers = Arc::new(Timers::new(
+        store.clone(),
+        Arc::clone(&registry),
+        metrics.clone(),
+    ));
+    let overdue = timers.fire_due(clock.now()).await?;
+    info!(
+        users,
+        segments = catalog.snapshot().len(),
+        overdue,
+        "state recovered"
+    );
+    let timer_loop = (!options.dev_clock).then(|| {
+        let timers = Timers::new(store.clone(), Arc::clone(&registry), metrics.clone());
+        actix_rt::spawn(timers.run(Arc::clone(&clock)))
+    });
+
+    let state = web::Data::new(AppState {
+        ingestor: Ingestor::new(store.clone(), Arc::clone(&registry)),
+        config: config.clone(),
+        store: store.clone(),
+        registry,
+        segments,
+        catalog,
+        hub,
+        clock,
+        dev_clock,
+        clock_moves: tokio::sync::Mutex::new(()),
+        timers,
+        totals,
+        metrics: metrics.clone(),
+        ready: Default::default(),
+    });
+    let addr = listener.local_addr()?;
+    let app_state = state.clone();
+    let workers = if config.server.http_workers == 0 {
+        cores
+    } else {
+        config.server.http_workers
+    };
+    let server = HttpServer::new(move || {
+        let metrics = app_state.metrics.clone();
+        App::new()
+            .app_data(app_state.clone())
+            .wrap_fn(move |req, srv| {
+                let method = method_label(&req);
+                let stopwatch = Stopwatch::start();
+                let metrics = metrics.clone();
+                let response = srv.call(req);
+                async move {
+                    let response = response.await?;
+                    let status = format!("{}xx", response.status().as_u16() / 100);
+                    metrics
+                        .http_request_duration
+                        .with_label_values(&[
+                            route_label(&response).as_str(),
+                            method,
+                            status.as_str(),
+                        ])
+                        .observe(stopwatch.elapsed_secs());
+                    Ok(response)
+                }
+            })
+            .configure(configure)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(config.server.shutdown_timeout_secs)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    state.ready.store(true, Ordering::SeqCst);
+    info!(node_id = %config.server.node_id, dev_clock = options.dev_clock, "listening on http://{addr}");
+
+    let serving = actix_rt::spawn(server);
+    shutdown.await;
+    info!("stopping: no new requests; finishing those in flight");
+    state.ready.store(false, Ordering::SeqCst);
+    handle.stop(true).await;
+    if let Err(e) = serving.await {
+        warn!(error = %e, "http server task failed");
+    }
+    if let Some(task) = timer_loop {
+        task.abort();
+    }
+    store.flush().await.context("final flush failed")?;
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
+    info!("stopped");
+    Ok(())
+}

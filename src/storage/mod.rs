@@ -1,0 +1,29 @@
+//! Everything the node persists, behind a typed facade over one sled tree.
+//!
+//! When we flush: writes land in sled's memory at once and become durable at the next
+//! `Store::flush`. The committer (`actors::committer`) calls it once for a whole group
+//! of writes (group commit) and only then acknowledges them. A batch written with
+//! `save_user` is atomic: the record, its timer move and its membership changes land
+//! together or not at all.
+//!
+//! Must not know about HTTP or actors.
+
+mod codec;
+mod keys;
+mod store;
+
+pub use store::{Store, UserWrite};
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// sled failed (I/O, corruption).
+    #[error("storage failed: {0}")]
+    Sled(#[from] sled::Error),
+    /// A value could not be encoded.
+    #[error("failed to encode a value: {0}")]
+    Encode(String),
+    /// A stored value could not be decoded.
+    #[error("failed to decode a stored value: {0}")]
+    Decode(String),
+}

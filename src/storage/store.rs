@@ -1,0 +1,328 @@
+//! The typed facade: identities, user records, timers, memberships, segments, metadata.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::domain::Timestamp;
+
+use super::codec::{decode, encode};
+use super::keys::{self, MEMBER, SEGMENT, TIMER, USER};
+use super::StorageError;
+
+/// The node's persistent store.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+/// What changes besides the record when a user is saved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserWrite {
+    /// The timer to remove, if the user had one.
+    pub old_due: Option<Timestamp>,
+    /// The timer to set, if the user needs one.
+    pub new_due: Option<Timestamp>,
+    /// Segments the user entered.
+    pub joined: Vec<u64>,
+    /// Segments the user left.
+    pub left: Vec<u64>,
+}
+
+fn key_suffix(key: &[u8], offset: usize) -> Result<u64, StorageError> {
+    keys::u64_at(key, offset).ok_or_else(|| StorageError::Decode("short key".into()))
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StorageError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let tree = db.open_tree("state")?;
+        Ok(Store { db, tree })
+    }
+
+    /// Makes every write so far durable; returns the bytes flushed.
+    pub async fn flush(&self) -> Result<usize, StorageError> {
+        Ok(self.db.flush_async().await?)
+    }
+
+    /// Returns the user that owns identity `(id_type, id)`, if any.
+    pub fn user_for_identity(&self, id_type: &str, id: &str) -> Result<Option<u64>, StorageError> {
+        let value = self.tree.get(keys::identity(id_type, id))?;
+        value.map(|v| key_suffix(&v, 0)).transpose()
+    }
+
+    /// Returns the user that owns the identity, creating one if none does; the flag says
+    /// whether it was created. Safe under concurrent calls for the same identity.
+    pub fn resolve_identity(&self, id_type: &str, id: &str) -> Result<(u64, bool), StorageError> {
+        let key = keys::identity(id_type, id);
+        if let Some(existing) = self.tree.get(&key)? {
+            return Ok((key_suffix(&existing, 0)?, false));
+        }
+        let fresh = self.db.generate_id()? + 1;
+        match self.tree.compare_and_swap(
+            &key,
+            None as Option<&[u8]>,
+            Some(&fresh.to_be_bytes()[..]),
+        )? {
+            Ok(()) => Ok((fresh, true)),
+            Err(conflict) => {
+                let winner = conflict
+                    .current
+                    .ok_or_else(|| StorageError::Decode("identity vanished".into()))?;
+                Ok((key_suffix(&winner, 0)?, false))
+            }
+        }
+    }
+
+    /// Loads a user record.
+    pub fn load_user<T: DeserializeOwned>(&self, user: u64) -> Result<Option<T>, StorageError> {
+        self.tree
+            .get(keys::with_id(USER, user))?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Returns whether a user record exists.
+    pub fn has_user(&self, user: u64) -> Result<bool, StorageError> {
+        Ok(self.tree.contains_key(keys::with_id(USER, user))?)
+    }
+
+    /// Returns every user id, ascending.
+    pub fn user_ids(&self) -> impl Iterator<Item = Result<u64, StorageError>> {
+        self.tree
+            .scan_prefix([USER])
+            .keys()
+            .map(|key| key_suffix(&key?, 1))
+    }
+
+    /// Returns whether no user exists.
+    pub fn has_no_users(&self) -> Result<bool, StorageError> {
+        Ok(self.tree.scan_prefix([USER]).next().transpose()?.is_none())
+    }
+
+    /// Saves a user record with its timer and membership changes, atomically.
+    pub fn save_user<T: Serialize>(
+        &self,
+        user: u64,
+        record: &T,
+        write: &UserWrite,
+    ) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(&keys::with_id(USER, user), encode(record)?);
+        if write.old_due != write.new_due {
+            if let Some(old) = write.old_due {
+                batch.remove(&keys::timer(old, user));
+            }
+            if let Some(new) = write.new_due {
+                batch.insert(&keys::timer(new, user), &[]);
+            }
+        }
+        for segment in &write.joined {
+            batch.insert(&keys::pair(MEMBER, *segment, user), &[]);
+        }
+        for segment in &write.left {
+            batch.remove(&keys::pair(MEMBER, *segment, user));
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Returns the timers due at or before `until`, earliest first.
+    pub fn due_timers(&self, until: Timestamp) -> Result<Vec<(Timestamp, u64)>, StorageError> {
+        let end = keys::timer(until, u64::MAX);
+        self.tree
+            .range(&[TIMER][..]..=&end[..])
+            .keys()
+            .map(|key| {
+                let key = key?;
+                Ok((keys::time_of(key_suffix(&key, 1)?), key_suffix(&key, 9)?))
+            })
+            .collect()
+    }
+
+    /// Returns the earliest pending timer.
+    pub fn first_timer(&self) -> Result<Option<Timestamp>, StorageError> {
+        let Some(key) = self.tree.scan_prefix([TIMER]).keys().next().transpose()? else {
+            return Ok(None);
+        };
+        Ok(Some(keys::time_of(key_suffix(&key, 1)?)))
+    }
+
+    /// Returns how many timers are pending.
+    pub fn timer_count(&self) -> usize {
+        self.tree.scan_prefix([TIMER]).count()
+    }
+
+    /// Returns up to `limit` members of `segment` with ids above `after`, ascending.
+    pub fn members(
+        &self,
+        segment: u64,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<u64>, StorageError> {
+        let start = match after {
+            Some(last) => keys::pair(MEMBER, segment, last.saturating_add(1)),
+            None => keys::pair(MEMBER, segment, 0),
+        };
+        if after == Some(u64::MAX) {
+            return Ok(Vec::new());
+        }
+        let end = keys::pair(MEMBER, segment, u64::MAX);
+        self.tree
+            .range(&start[..]..=&end[..])
+            .keys()
+            .take(limit)
+            .map(|key| key_suffix(&key?, 9))
+            .collect()
+    }
+
+    /// Returns how many users are in `segment`.
+    pub fn member_count(&self, segment: u64) -> u64 {
+        self.tree
+            .scan_prefix(keys::with_id(MEMBER, segment))
+            .count() as u64
+    }
+
+    /// Saves a segment definition.
+    pub fn save_segment<T: Serialize>(&self, id: u64, segment: &T) -> Result<(), StorageError> {
+        self.tree
+            .insert(keys::with_id(SEGMENT, id), encode(segment)?)?;
+        Ok(())
+    }
+
+    /// Deletes a segment definition.
+    pub fn delete_segment(&self, id: u64) -> Result<(), StorageError> {
+        self.tree.remove(keys::with_id(SEGMENT, id))?;
+        Ok(())
+    }
+
+    /// Loads every segment definition, ascending by id.
+    pub fn segments<T: DeserializeOwned>(&self) -> Result<Vec<(u64, T)>, StorageError> {
+        self.tree
+            .scan_prefix([SEGMENT])
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((key_suffix(&key, 1)?, decode(&value)?))
+            })
+            .collect()
+    }
+
+    /// Returns a fresh segment id (ids are never reused).
+    pub fn next_segment_id(&self) -> Result<u64, StorageError> {
+        let value = self
+            .tree
+            .update_and_fetch(keys::meta("next_segment_id"), |old| {
+                let current = old.and_then(|v| keys::u64_at(v, 0)).unwrap_or(0);
+                Some((current + 1).to_be_bytes().to_vec())
+            })?;
+        value
+            .map(|v| key_suffix(&v, 0))
+            .transpose()?
+            .ok_or_else(|| StorageError::Decode("segment counter missing".into()))
+    }
+
+    /// Reads a metadata value.
+    pub fn meta<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StorageError> {
+        self.tree
+            .get(keys::meta(name))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Writes a metadata value.
+    pub fn set_meta<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StorageError> {
+        self.tree.insert(keys::meta(name), encode(value)?)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn identities_resolve_to_one_user_each() {
+        let (_dir, store) = store();
+        let (a, created) = store.resolve_identity("cookie", "c1").unwrap();
+        assert!(created);
+        assert_eq!(store.resolve_identity("cookie", "c1").unwrap(), (a, false));
+        let (b, _) = store.resolve_identity("email", "c1").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(store.user_for_identity("cookie", "c1").unwrap(), Some(a));
+        assert_eq!(store.user_for_identity("cookie", "zz").unwrap(), None);
+    }
+
+    #[test]
+    fn saving_a_user_moves_its_timer_and_membership_atomically() {
+        let (_dir, store) = store();
+        let t = Timestamp::from_millis;
+        let first = UserWrite {
+            old_due: None,
+            new_due: Some(t(10)),
+            joined: vec![1, 2],
+            left: vec![],
+        };
+        store.save_user(7, &"v1", &first).unwrap();
+        let second = UserWrite {
+            old_due: Some(t(10)),
+            new_due: Some(t(20)),
+            joined: vec![],
+            left: vec![1],
+        };
+        store.save_user(7, &"v2", &second).unwrap();
+        assert_eq!(store.load_user::<String>(7).unwrap().as_deref(), Some("v2"));
+        assert_eq!(store.due_timers(t(15)).unwrap(), vec![]);
+        assert_eq!(store.due_timers(t(20)).unwrap(), vec![(t(20), 7)]);
+        assert_eq!(store.members(1, None, 10).unwrap(), Vec::<u64>::new());
+        assert_eq!(store.members(2, None, 10).unwrap(), vec![7]);
+        assert_eq!(
+            store.user_ids().collect::<Result<Vec<_>, _>>().unwrap(),
+            vec![7]
+        );
+    }
+
+    #[test]
+    fn members_page_in_ascending_order() {
+        let (_dir, store) = store();
+        for user in [5, 1, 9, 3] {
+            let write = UserWrite {
+                joined: vec![4],
+                ..UserWrite::default()
+            };
+            store.save_user(user, &(), &write).unwrap();
+        }
+        assert_eq!(store.members(4, None, 2).unwrap(), vec![1, 3]);
+        assert_eq!(store.members(4, Some(3), 2).unwrap(), vec![5, 9]);
+        assert_eq!(store.members(4, Some(9), 2).unwrap(), Vec::<u64>::new());
+        assert_eq!(store.member_count(4), 4);
+    }
+
+    #[tokio::test]
+    async fn survives_a_reopen_after_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .save_segment(store.next_segment_id().unwrap(), &"seg")
+                .unwrap();
+            store.set_meta("dev_clock", &42i64).unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.segments::<String>().unwrap(),
+            vec![(1, "seg".to_owned())]
+        );
+        assert_eq!(store.meta::<i64>("dev_clock").unwrap(), Some(42));
+        assert_eq!(store.next_segment_id().unwrap(), 2);
+    }
+}
