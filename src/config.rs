@@ -165,6 +165,8 @@ pub struct NotificationsSection {
     pub ping_interval_secs: u64,
     /// A peer silent for this long is dropped.
     pub peer_timeout_secs: u64,
+    /// A subscriber that does not take a message within this long is dropped.
+    pub send_timeout_secs: u64,
 }
 
 impl Default for NotificationsSection {
@@ -173,6 +175,7 @@ impl Default for NotificationsSection {
             subscriber_buffer: 4096,
             ping_interval_secs: 10,
             peer_timeout_secs: 30,
+            send_timeout_secs: 5,
         }
     }
 }

@@ -33,10 +33,10 @@ pub struct RunOptions {
     pub dev_clock: bool,
 }
 
-fn open_clock(
-    store: &Store,
-    dev_clock: bool,
-) -> anyhow::Result<(Arc<dyn Clock>, Option<Arc<ManualClock>>)> {
+/// The node's clock, and the same clock as settable when it is the dev clock.
+type Clocks = (Arc<dyn Clock>, Option<Arc<ManualClock>>);
+
+fn open_clock(store: &Store, dev_clock: bool) -> anyhow::Result<Clocks> {
     if !dev_clock {
         return Ok((Arc::new(SystemClock), None));
     }

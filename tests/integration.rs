@@ -3,3 +3,4 @@
 mod common;
 mod rules_fixtures;
 mod rules_model;
+mod server_api;

@@ -223,21 +223,22 @@ fn traits(
                     index,
                 ));
             }
-            let value =
-                match value {
-                    Value::String(s) if s.chars().count() <= 1024 => {
-                        TraitValue::String(s.as_str().into())
-                    }
-                    Value::Number(n) => TraitValue::Number(n.as_f64().unwrap_or(f64::NAN)),
-                    Value::Bool(b) => TraitValue::Bool(*b),
-                    _ => return Err(bad(
+            let value = match value {
+                Value::String(s) if s.chars().count() <= 1024 => {
+                    TraitValue::String(s.as_str().into())
+                }
+                Value::Number(n) => TraitValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+                Value::Bool(b) => TraitValue::Bool(*b),
+                _ => {
+                    return Err(bad(
                         &field,
                         format!(
                             "{field} must be a string (up to 1024 characters), number or boolean"
                         ),
                         index,
-                    )),
-                };
+                    ))
+                }
+            };
             Ok((name.as_str().into(), value))
         })
         .collect()

@@ -91,14 +91,20 @@ pub async fn notifications(
     let metrics = state.metrics.clone();
     metrics.notification_subscribers.inc();
     let mut heartbeat = Heartbeat::new(&state);
+    let send_timeout = Duration::from_secs(state.config.notifications.send_timeout_secs);
     actix_rt::spawn(async move {
         let reason = loop {
             tokio::select! {
                 next = feed.recv() => match next {
                     Ok(notification) => {
                         let Some(text) = notification_json(&notification, filter.as_deref()) else { continue };
-                        if session.text(text).await.is_err() {
-                            break None;
+                        match tokio::time::timeout(send_timeout, session.text(text)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_closed)) => break None,
+                            Err(_slow) => {
+                                metrics.notification_dropped_subscribers.inc();
+                                break closing(CloseCode::Policy, "subscriber is not reading");
+                            }
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
@@ -122,14 +128,14 @@ pub async fn notifications(
                     if !alive {
                         break closing(CloseCode::Away, "peer stopped answering pings");
                     }
-                    if session.ping(b"").await.is_err() {
+                    if !matches!(tokio::time::timeout(send_timeout, session.ping(b"")).await, Ok(Ok(()))) {
                         break None;
                     }
                 }
             }
         };
         metrics.notification_subscribers.dec();
-        let _already_closed = session.close(reason).await;
+        let _closed_or_stuck = tokio::time::timeout(send_timeout, session.close(reason)).await;
     });
     Ok(response)
 }

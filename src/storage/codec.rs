@@ -37,7 +37,7 @@ mod tests {
         let bytes = encode(&("a", 3u32)).unwrap();
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode::<(String, u32)>(&bytes).unwrap(), ("a".into(), 3));
-        let mut future = bytes.clone();
+        let mut future = bytes;
         future[0] = 9;
         assert!(decode::<(String, u32)>(&future).is_err());
         assert!(decode::<(String, u32)>(&[]).is_err());

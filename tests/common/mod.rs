@@ -1,4 +1,8 @@
-//! Helpers shared by the black-box tests: fixtures in the original event format.
+//! Helpers shared by the black-box tests: fixtures in the original event format, the
+//! test server and its client.
+
+pub mod client;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

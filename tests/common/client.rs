@@ -1,0 +1,97 @@
+//! A small HTTP and WebSocket client for the black-box tests.
+
+use std::time::Duration;
+
+use awc::ws::{Frame, Message};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+
+/// An answer: status, `Allow`/`Retry-After`/`Location` headers, JSON body (or `Null`).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub allow: Option<String>,
+    pub body: Value,
+}
+
+/// Sends `method url` with an optional raw body.
+pub async fn call_for_test(method: &str, url: &str, body: Option<&str>) -> Answer {
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let request = client
+        .request(method.parse().expect("method"), url)
+        .insert_header(("content-type", "application/json"));
+    let mut response = match body {
+        Some(body) => request.send_body(body.to_owned()).await,
+        None => request.send().await,
+    }
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let bytes = response.body().limit(64 << 20).await.expect("body");
+    let allow = response
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    Answer {
+        status: response.status().as_u16(),
+        allow,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+/// A connected WebSocket.
+pub struct Socket {
+    inner: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+}
+
+impl Socket {
+    /// Connects to `url`.
+    pub async fn connect_for_test(url: &str) -> Socket {
+        let (_, inner) = awc::Client::new()
+            .ws(url)
+            .max_frame_size(16 << 20)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        Socket { inner }
+    }
+
+    /// Sends a text message.
+    pub async fn send_for_test(&mut self, text: &str) {
+        self.inner
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send");
+    }
+
+    /// Returns the next text message as JSON, or `None` after `wait` of silence or a close.
+    pub async fn next_json_for_test(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(wait, self.inner.next()).await.ok()??;
+            match frame.ok()? {
+                Frame::Text(bytes) => return serde_json::from_slice(&bytes).ok(),
+                Frame::Ping(bytes) => {
+                    let _ = self.inner.send(Message::Pong(bytes)).await;
+                }
+                Frame::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn wait_until_for_test<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
