@@ -204,8 +204,14 @@ pub async fn run(
         task.abort();
     }
     store.flush().await.context("final flush failed")?;
-    for arbiter in arbiters {
+    for arbiter in &arbiters {
         arbiter.stop();
+    }
+    // Joining releases the actors' handles on the store, so the data dir can be reopened.
+    for arbiter in arbiters {
+        if arbiter.join().is_err() {
+            warn!("an actor thread panicked while stopping");
+        }
     }
     info!("stopped");
     Ok(())

@@ -4,3 +4,6 @@ mod common;
 mod rules_fixtures;
 mod rules_model;
 mod server_api;
+mod server_fixtures;
+mod server_segments;
+mod server_ws;

@@ -43,11 +43,24 @@ impl TestServer {
 
     /// Starts a node with `config` (its data dir is kept by the caller).
     pub fn start_with(config: Config) -> TestServer {
+        TestServer::start_with_send_buffer(config, None)
+    }
+
+    /// Starts a node whose connections have a small kernel send buffer, as over a
+    /// constrained network, so a peer that stops reading blocks the server quickly.
+    pub fn start_with_send_buffer(config: Config, send_buffer: Option<usize>) -> TestServer {
         let dir = config.server.data_dir.clone();
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+            if let Some(bytes) = send_buffer {
+                socket.set_send_buffer_size(bytes)?;
+            }
+            socket.set_reuse_address(true)?;
+            socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+            socket.listen(1024)?;
+            let listener: TcpListener = socket.into();
             addr_tx.send(listener.local_addr()?)?;
             let shutdown = async {
                 let _ = stopped.await;
