@@ -18,15 +18,7 @@ async fn operations_routes_answer() {
     let server = TestServer::start();
     assert_eq!(call("GET", &server.url("/healthz"), None).await.status, 200);
     assert_eq!(call("GET", &server.url("/readyz"), None).await.status, 200);
-    let metrics = awc::Client::new()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&metrics);
+    let text = crate::common::client::text_for_test(&server.url("/metrics")).await;
     for name in [
         "uss_events_ingested_total",
         "uss_events_rejected_total",

@@ -117,15 +117,9 @@ async fn a_slow_subscriber_is_dropped_and_ingestion_goes_on() {
     }
     assert_eq!(received, 2000, "a reading subscriber gets every change");
     let dropped = wait_until_for_test(WAIT, || async {
-        let metrics = awc::Client::new()
-            .get(server.url("/metrics"))
-            .send()
+        crate::common::client::text_for_test(&server.url("/metrics"))
             .await
-            .unwrap()
-            .body()
-            .await
-            .unwrap();
-        String::from_utf8_lossy(&metrics).contains("uss_notification_dropped_subscribers_total 1")
+            .contains("uss_notification_dropped_subscribers_total 1")
     })
     .await;
     assert!(dropped, "the slow subscriber was disconnected and counted");

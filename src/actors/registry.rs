@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, ArbiterHandle, Handler, Message};
+use futures_util::stream::{self, StreamExt};
 use tokio::sync::oneshot;
+
+use super::committer::Receipt;
 
 use super::messages::Reply;
 use super::record::UserRecord;
@@ -102,6 +105,34 @@ impl Registry {
             actix::prelude::SendError::Closed(_) => ActorError::ShuttingDown,
         })?;
         answer.await.map_err(|_| ActorError::ShuttingDown)?
+    }
+}
+
+/// Users messaged at once by `commit_each`.
+const FAN_OUT: usize = 256;
+
+impl Registry {
+    /// Sends a message built by `message` to each user (at most 256 at once) and waits
+    /// until every change it caused is durable and pushed; the first error wins.
+    pub async fn commit_each<M>(
+        &self,
+        users: impl IntoIterator<Item = u64>,
+        message: impl Fn(Reply<Receipt>) -> M + Copy,
+    ) -> Result<(), ActorError>
+    where
+        M: Message<Result = ()> + Send + 'static,
+        UserActor: Handler<M>,
+        <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
+    {
+        let results: Vec<Result<(), ActorError>> = stream::iter(users)
+            .map(|user| async move {
+                let receipt = self.ask(user, message).await?;
+                receipt.await.map_err(|_| ActorError::ShuttingDown)?
+            })
+            .buffer_unordered(FAN_OUT)
+            .collect()
+            .await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 }
 

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use futures_util::stream::{self, StreamExt};
 use tokio::sync::Mutex;
 use tracing::{error, info};
 
@@ -19,9 +18,6 @@ use super::catalog::{Catalog, Segment, SegmentDef};
 use super::messages::{Forget, Reevaluate};
 use super::registry::Registry;
 use super::ActorError;
-
-/// Users evaluated at once during a backfill.
-const BACKFILL_CONCURRENCY: usize = 256;
 
 /// Why a segment operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -213,18 +209,9 @@ impl SegmentService {
             if members.is_empty() {
                 break;
             }
-            let results: Vec<Result<(), ActorError>> = stream::iter(members)
-                .map(|user| async move {
-                    let receipt = self
-                        .registry
-                        .ask(user, |reply| Forget { segment: id, reply })
-                        .await?;
-                    receipt.await.map_err(|_| ActorError::ShuttingDown)?
-                })
-                .buffer_unordered(BACKFILL_CONCURRENCY)
-                .collect()
-                .await;
-            results.into_iter().find(Result::is_err).unwrap_or(Ok(()))?;
+            self.registry
+                .commit_each(members, |reply| Forget { segment: id, reply })
+                .await?;
         }
         self.store.flush().await.map_err(storage)?;
         Ok(())
@@ -265,18 +252,9 @@ impl SegmentService {
             .collect::<Result<_, _>>()
             .map_err(storage)?;
         let count = users.len();
-        let results: Vec<Result<(), ActorError>> = stream::iter(users)
-            .map(|user| async move {
-                let receipt = self
-                    .registry
-                    .ask(user, |reply| Reevaluate { segment: id, reply })
-                    .await?;
-                receipt.await.map_err(|_| ActorError::ShuttingDown)?
-            })
-            .buffer_unordered(BACKFILL_CONCURRENCY)
-            .collect()
-            .await;
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))?;
+        self.registry
+            .commit_each(users, |reply| Reevaluate { segment: id, reply })
+            .await?;
         let _write = self.writes.lock().await;
         let current = self.catalog.snapshot().get(&id).cloned();
         // A rule changed while this backfill ran has a backfill of its own: only the

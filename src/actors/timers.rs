@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt};
 use tracing::warn;
 
 use crate::clock::Clock;
@@ -17,8 +16,6 @@ use super::messages::Tick;
 use super::registry::Registry;
 use super::ActorError;
 
-/// Ticks in flight at once.
-const CONCURRENCY: usize = 256;
 /// Longest sleep of the system-clock loop, so new timers are seen soon.
 const MAX_SLEEP: Duration = Duration::from_millis(250);
 
@@ -47,17 +44,15 @@ impl Timers {
             .due_timers(now)
             .map_err(|e| ActorError::Storage(e.to_string()))?;
         let count = due.len();
-        let results: Vec<Result<(), ActorError>> = stream::iter(due)
-            .map(|(at, user)| async move {
-                let lag_ms = now.as_millis().saturating_sub(at.as_millis()).max(0);
-                self.metrics.timer_lag.observe(lag_ms as f64 / 1000.0);
-                let receipt = self.registry.ask(user, |reply| Tick { reply }).await?;
-                receipt.await.map_err(|_| ActorError::ShuttingDown)?
+        for (at, _) in &due {
+            let lag_ms = now.as_millis().saturating_sub(at.as_millis()).max(0);
+            self.metrics.timer_lag.observe(lag_ms as f64 / 1000.0);
+        }
+        self.registry
+            .commit_each(due.into_iter().map(|(_, user)| user), |reply| Tick {
+                reply,
             })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))?;
+            .await?;
         Ok(count)
     }
 

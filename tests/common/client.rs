@@ -39,6 +39,17 @@ pub async fn call_for_test(method: &str, url: &str, body: Option<&str>) -> Answe
     }
 }
 
+/// Returns the Prometheus text of `url` (a node's `/metrics`).
+pub async fn text_for_test(url: &str) -> String {
+    let mut response = awc::Client::new()
+        .get(url)
+        .send()
+        .await
+        .expect("metrics answer");
+    let body = response.body().await.expect("metrics body");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// A connected WebSocket.
 pub struct Socket {
     inner: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
