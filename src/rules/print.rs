@@ -89,8 +89,14 @@ impl Display for Expr {
             ExprKind::Or(items) => joined(f, own, items, " or "),
             ExprKind::And(items) => joined(f, own, items, " and "),
             ExprKind::Not(inner) => {
+                // `not not x` needs no parentheses, and adding them would deepen the
+                // nesting past what the parser allows for 32 `not`s.
                 f.write_str("not ")?;
-                child(f, own, inner)
+                if matches!(inner.kind, ExprKind::Not(_)) {
+                    write!(f, "{inner}")
+                } else {
+                    child(f, own, inner)
+                }
             }
             ExprKind::Compare { op, lhs, rhs } => {
                 child(f, own, lhs)?;

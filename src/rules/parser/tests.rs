@@ -128,6 +128,18 @@ fn limits_are_enforced() {
 }
 
 #[test]
+fn thirty_two_nots_print_back_within_the_depth_limit() {
+    // Found by fuzzing: printing `not (not (…))` doubled the nesting.
+    let src = format!("{}6 < 6", "not\n".repeat(32));
+    let printed = parse_ok(&src).to_string();
+    assert!(printed.starts_with("not not not"), "{printed}");
+    assert_eq!(
+        parse_ok(&printed).without_spans(),
+        parse_ok(&src).without_spans()
+    );
+}
+
+#[test]
 fn deep_input_is_refused_without_exhausting_the_stack() {
     let deep = "(".repeat(4000);
     assert_eq!(
