@@ -105,6 +105,43 @@ async fn stop_signal() {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_flags(args: &[&str]) -> (Option<String>, Option<PathBuf>) {
+        match Cli::try_parse_from(args)
+            .expect("valid command line")
+            .command
+        {
+            Command::Serve { bind, data_dir, .. } => (bind, data_dir),
+            _ => panic!("expected serve"),
+        }
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_file() {
+        std::env::set_var("USS_BIND", "127.0.0.1:7777");
+        std::env::set_var("USS_DATA_DIR", "/tmp/from-env");
+        let (bind, dir) = serve_flags(&["uss", "serve", "--bind", "127.0.0.1:9999"]);
+        assert_eq!(bind.as_deref(), Some("127.0.0.1:9999"));
+        assert_eq!(dir, Some(PathBuf::from("/tmp/from-env")));
+        let (bind, _) = serve_flags(&["uss", "serve"]);
+        assert_eq!(bind.as_deref(), Some("127.0.0.1:7777"));
+
+        let file = std::env::temp_dir().join(format!("uss-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "[server]\nbind = \"127.0.0.1:1111\"\nnode_id = \"n9\"\n",
+        )
+        .expect("write");
+        let config = load_config(Some(file.clone()), bind, None, None).expect("config");
+        assert_eq!(config.server.bind, "127.0.0.1:7777");
+        assert_eq!(config.server.node_id, "n9");
+        std::fs::remove_file(file).expect("cleanup");
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
