@@ -105,6 +105,38 @@ async fn stop_signal() {
     }
 }
 
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let system = actix_rt::System::new();
+    match cli.command {
+        Command::Serve {
+            config,
+            bind,
+            data_dir,
+            node_id,
+            dev_clock,
+        } => {
+            let config = load_config(config, bind, data_dir, node_id)?;
+            let listener = TcpListener::bind(&config.server.bind)
+                .with_context(|| format!("failed to bind {}", config.server.bind))?;
+            system.block_on(run(
+                config,
+                listener,
+                RunOptions { dev_clock },
+                stop_signal(),
+            ))
+        }
+        Command::Watch { url, segments } => system.block_on(cli::watch(&url, segments.as_deref())),
+        Command::Demo { url } => system.block_on(cli::demo(&url)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,37 +171,5 @@ mod tests {
         assert_eq!(config.server.bind, "127.0.0.1:7777");
         assert_eq!(config.server.node_id, "n9");
         std::fs::remove_file(file).expect("cleanup");
-    }
-}
-
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let system = actix_rt::System::new();
-    match cli.command {
-        Command::Serve {
-            config,
-            bind,
-            data_dir,
-            node_id,
-            dev_clock,
-        } => {
-            let config = load_config(config, bind, data_dir, node_id)?;
-            let listener = TcpListener::bind(&config.server.bind)
-                .with_context(|| format!("failed to bind {}", config.server.bind))?;
-            system.block_on(run(
-                config,
-                listener,
-                RunOptions { dev_clock },
-                stop_signal(),
-            ))
-        }
-        Command::Watch { url, segments } => system.block_on(cli::watch(&url, segments.as_deref())),
-        Command::Demo { url } => system.block_on(cli::demo(&url)),
     }
 }
