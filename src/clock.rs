@@ -27,6 +27,15 @@ impl Stopwatch {
     }
 }
 
+/// Returns milliseconds since the process started: monotonic, for idleness and
+/// recency (never for domain time).
+#[allow(clippy::disallowed_methods)]
+pub fn uptime_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Tells the time.
 pub trait Clock: Send + Sync + 'static {
     /// Returns the current instant.

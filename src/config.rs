@@ -143,6 +143,12 @@ pub struct ActorsSection {
     pub arbiters: usize,
     /// Messages a user actor's mailbox holds before callers get `503`.
     pub mailbox_capacity: usize,
+    /// A user with no message for this long leaves memory (its record stays in storage).
+    pub idle_timeout_secs: u64,
+    /// Most users in memory; beyond it the least recently used leave.
+    pub max_resident_users: usize,
+    /// How often idle and excess users are passivated.
+    pub passivation_interval_ms: u64,
 }
 
 impl Default for ActorsSection {
@@ -151,6 +157,9 @@ impl Default for ActorsSection {
             shards: 1024,
             arbiters: 0,
             mailbox_capacity: 256,
+            idle_timeout_secs: 600,
+            max_resident_users: 1_000_000,
+            passivation_interval_ms: 1000,
         }
     }
 }
@@ -225,6 +234,11 @@ impl Config {
         }
         if self.actors.shards == 0 || self.actors.mailbox_capacity == 0 {
             problems.push("actors.shards and actors.mailbox_capacity must be above 0".into());
+        }
+        if self.actors.max_resident_users == 0 || self.actors.passivation_interval_ms == 0 {
+            problems.push(
+                "actors.max_resident_users and passivation_interval_ms must be above 0".into(),
+            );
         }
         if self.notifications.subscriber_buffer == 0 || self.notifications.ping_interval_secs == 0 {
             problems.push(

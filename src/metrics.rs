@@ -22,6 +22,8 @@ pub struct Metrics {
     pub rule_evaluations: IntCounter,
     /// User actors in memory.
     pub resident_users: IntGauge,
+    /// Users asked to leave memory (idle or least recently used).
+    pub passivations: IntCounter,
     /// Durable timers pending.
     pub timers_pending: IntGauge,
     /// How late timers fire (now − due).
@@ -75,7 +77,6 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Creates and registers every metric.
-    #[allow(clippy::expect_used)]
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let r = &registry;
@@ -101,6 +102,7 @@ impl Metrics {
             ),
             rule_evaluations: counter(r, "uss_rule_evaluations_total", "Rule evaluations"),
             resident_users: gauge(r, "uss_resident_users", "User actors in memory"),
+            passivations: counter(r, "uss_passivations_total", "Users asked to leave memory"),
             timers_pending: gauge(r, "uss_timers_pending", "Durable timers pending"),
             timer_lag: histogram(
                 r,

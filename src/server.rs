@@ -130,6 +130,20 @@ pub async fn run(
         overdue,
         "state recovered"
     );
+    let passivation = {
+        let registry = Arc::clone(&registry);
+        let actors = config.actors.clone();
+        let metrics = metrics.clone();
+        actix_rt::spawn(async move {
+            let every = std::time::Duration::from_millis(actors.passivation_interval_ms);
+            let idle = std::time::Duration::from_secs(actors.idle_timeout_secs);
+            loop {
+                tokio::time::sleep(every).await;
+                let left = registry.passivate(idle, actors.max_resident_users);
+                metrics.passivations.inc_by(left as u64);
+            }
+        })
+    };
     let timer_loop = (!options.dev_clock).then(|| {
         let timers = Timers::new(store.clone(), Arc::clone(&registry), metrics.clone());
         actix_rt::spawn(timers.run(Arc::clone(&clock)))
@@ -203,6 +217,7 @@ pub async fn run(
     if let Some(task) = timer_loop {
         task.abort();
     }
+    passivation.abort();
     store.flush().await.context("final flush failed")?;
     for arbiter in &arbiters {
         arbiter.stop();

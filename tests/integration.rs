@@ -5,5 +5,6 @@ mod rules_fixtures;
 mod rules_model;
 mod server_api;
 mod server_fixtures;
+mod server_passivation;
 mod server_segments;
 mod server_ws;

@@ -3,7 +3,7 @@
 //! and `try_send` returns no answer of its own.
 
 use actix::Message;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::committer::Receipt;
 use super::record::Incoming;
@@ -57,4 +57,12 @@ pub struct Forget {
 pub struct GetView {
     /// Answers with the view.
     pub reply: Reply<UserView>,
+}
+
+/// Leave memory: the record is already saved; `done` turns true once the actor stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Passivate {
+    /// Told when the actor has stopped.
+    pub done: watch::Sender<bool>,
 }

@@ -8,6 +8,7 @@
 //! | actor / task | on error | restart |
 //! | --- | --- | --- |
 //! | `UserActor` | a failed save reloads the user from storage and answers `Storage` (503); the event is not acknowledged | not supervised: a stopped actor is started again, from storage, by the registry on its next message |
+//! | passivation | an idle or least recently used actor leaves memory (`Passivate`); messages for it wait until it stopped, then a fresh actor loads it | on the next message, timer, read or backfill |
 //! | committer task | a failed flush answers every waiting caller `Storage` (503) and retries on the next group | runs for the node's life |
 //! | timer loop | logs a warning and retries on its next pass; overdue timers fire late, never skipped | runs for the node's life |
 
@@ -29,7 +30,7 @@ pub use catalog::{Catalog, Segment, SegmentDef, Segments};
 pub use committer::{Committer, Receipt};
 pub use hub::{Hub, Notification};
 pub use ingest::Ingestor;
-pub use messages::{Forget, GetView, Ingest, Reevaluate, Reply, Tick};
+pub use messages::{Forget, GetView, Ingest, Passivate, Reevaluate, Reply, Tick};
 pub use record::{Change, Identity, Incoming, UserRecord, REMEMBERED_EVENT_IDS};
 pub use registry::{mix, Registry};
 pub use segments::{SegmentError, SegmentPatch, SegmentService};

@@ -3,16 +3,19 @@
 //! map to arbiters (one thread each) round-robin, so actors spread over the cores.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use actix::dev::ToEnvelope;
+use actix::prelude::SendError;
 use actix::{Actor, Addr, ArbiterHandle, Handler, Message};
 use futures_util::stream::{self, StreamExt};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+
+use crate::clock::uptime_ms;
 
 use super::committer::Receipt;
-
-use super::messages::Reply;
+use super::messages::{Passivate, Reply};
 use super::record::UserRecord;
 use super::user::{UserActor, UserContext};
 use super::ActorError;
@@ -24,12 +27,35 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// A user's place in its shard.
+enum Slot {
+    /// In memory; `last_used` is `uptime_ms` at its latest message.
+    Active {
+        addr: Addr<UserActor>,
+        last_used: u64,
+    },
+    /// Stopping: its record is saved; a new actor may start once this says `true`.
+    Leaving(watch::Receiver<bool>),
+}
+
 /// The user actors of this node.
+///
+/// Every message is sent while the shard lock is held, and passivation sends its
+/// `Passivate` the same way after marking the user `Leaving`: whatever reached the old
+/// actor is ahead of `Passivate` in its mailbox, and whatever comes later waits for the
+/// old actor to stop before a new one loads the record. Nothing is lost in between.
 pub struct Registry {
-    shards: Vec<Mutex<HashMap<u64, Addr<UserActor>>>>,
+    shards: Vec<Mutex<HashMap<u64, Slot>>>,
     arbiters: Vec<ArbiterHandle>,
     mailbox_capacity: usize,
     shared: Arc<UserContext>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 impl Registry {
@@ -55,15 +81,7 @@ impl Registry {
         (mix(user) % self.shards.len() as u64) as usize
     }
 
-    fn address(&self, user: u64) -> Result<Addr<UserActor>, ActorError> {
-        let shard = self.shard_of(user);
-        let mut actors = match self.shards[shard].lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(addr) = actors.get(&user).filter(|a| a.connected()) {
-            return Ok(addr.clone());
-        }
+    fn start(&self, user: u64, shard: usize) -> Result<Addr<UserActor>, ActorError> {
         let record: UserRecord = self
             .shared
             .store
@@ -72,18 +90,58 @@ impl Registry {
             .unwrap_or_default();
         let actor = UserActor::new(user, record, Arc::clone(&self.shared));
         let capacity = self.mailbox_capacity;
-        let addr = match self.arbiters.get(shard % self.arbiters.len().max(1)) {
-            Some(arbiter) => UserActor::start_in_arbiter(arbiter, move |ctx| {
-                ctx.set_mailbox_capacity(capacity);
-                actor
-            }),
-            None => UserActor::create(move |ctx| {
-                ctx.set_mailbox_capacity(capacity);
-                actor
-            }),
-        };
-        actors.insert(user, addr.clone());
-        Ok(addr)
+        Ok(
+            match self.arbiters.get(shard % self.arbiters.len().max(1)) {
+                Some(arbiter) => UserActor::start_in_arbiter(arbiter, move |ctx| {
+                    ctx.set_mailbox_capacity(capacity);
+                    actor
+                }),
+                None => UserActor::create(move |ctx| {
+                    ctx.set_mailbox_capacity(capacity);
+                    actor
+                }),
+            },
+        )
+    }
+
+    /// Sends `message` to the user's actor, starting it from storage if needed and
+    /// waiting for a passivating one to stop first.
+    async fn send<M>(&self, user: u64, message: M) -> Result<(), ActorError>
+    where
+        M: Message<Result = ()> + Send + 'static,
+        UserActor: Handler<M>,
+        <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
+    {
+        let shard = self.shard_of(user);
+        loop {
+            let mut leaving = {
+                let mut actors = locked(&self.shards[shard]);
+                match actors.get_mut(&user) {
+                    Some(Slot::Leaving(done)) if !finished(done) => done.clone(),
+                    Some(Slot::Active { addr, last_used }) if addr.connected() => {
+                        *last_used = uptime_ms();
+                        return addr.try_send(message).map_err(|e| match e {
+                            SendError::Full(_) => ActorError::MailboxFull,
+                            SendError::Closed(_) => ActorError::ShuttingDown,
+                        });
+                    }
+                    _ => {
+                        let addr = self.start(user, shard)?;
+                        let sent = addr.try_send(message);
+                        actors.insert(
+                            user,
+                            Slot::Active {
+                                addr,
+                                last_used: uptime_ms(),
+                            },
+                        );
+                        return sent.map_err(|_| ActorError::MailboxFull);
+                    }
+                }
+            };
+            // The old actor is stopping; wait until its last write is done.
+            let _stopped = leaving.wait_for(|done| *done).await;
+        }
     }
 
     /// Sends a message built around a reply channel to a user's actor and awaits the
@@ -98,14 +156,78 @@ impl Registry {
         UserActor: Handler<M>,
         <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
     {
-        let addr = self.address(user)?;
         let (reply, answer) = oneshot::channel();
-        addr.try_send(message(reply)).map_err(|e| match e {
-            actix::prelude::SendError::Full(_) => ActorError::MailboxFull,
-            actix::prelude::SendError::Closed(_) => ActorError::ShuttingDown,
-        })?;
+        self.send(user, message(reply)).await?;
         answer.await.map_err(|_| ActorError::ShuttingDown)?
     }
+
+    /// Returns how many users are in memory.
+    pub fn resident(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                locked(shard)
+                    .values()
+                    .filter(|slot| matches!(slot, Slot::Active { .. }))
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Passivates users idle for `idle`, then the least recently used ones until at most
+    /// `max_resident` stay in memory. Returns how many were asked to leave.
+    pub fn passivate(&self, idle: Duration, max_resident: usize) -> usize {
+        let now = uptime_ms();
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let mut asked = 0;
+        let mut remaining: Vec<(u64, u64)> = Vec::new();
+        for shard in &self.shards {
+            let mut actors = locked(shard);
+            actors.retain(|_, slot| !matches!(slot, Slot::Leaving(done) if finished(done)));
+            let idle_users: Vec<u64> = actors
+                .iter()
+                .filter_map(|(user, slot)| match slot {
+                    Slot::Active { last_used, .. } if now.saturating_sub(*last_used) >= idle_ms => {
+                        Some(*user)
+                    }
+                    _ => None,
+                })
+                .collect();
+            for user in idle_users {
+                asked += usize::from(leave(&mut actors, user));
+            }
+            remaining.extend(actors.iter().filter_map(|(user, slot)| match slot {
+                Slot::Active { last_used, .. } => Some((*last_used, *user)),
+                Slot::Leaving(_) => None,
+            }));
+        }
+        if remaining.len() > max_resident {
+            remaining.sort_unstable();
+            let excess = remaining.len() - max_resident;
+            for (_, user) in remaining.into_iter().take(excess) {
+                asked += usize::from(leave(&mut locked(&self.shards[self.shard_of(user)]), user));
+            }
+        }
+        asked
+    }
+}
+
+/// Returns whether a leaving actor has stopped (or died).
+fn finished(done: &watch::Receiver<bool>) -> bool {
+    *done.borrow() || done.has_changed().is_err()
+}
+
+/// Asks one active user to passivate; false when its mailbox is full (it stays).
+fn leave(actors: &mut HashMap<u64, Slot>, user: u64) -> bool {
+    let Some(Slot::Active { addr, .. }) = actors.get(&user) else {
+        return false;
+    };
+    let (done, stopped) = watch::channel(false);
+    if addr.try_send(Passivate { done }).is_err() {
+        return false;
+    }
+    actors.insert(user, Slot::Leaving(stopped));
+    true
 }
 
 /// Users messaged at once by `commit_each`.

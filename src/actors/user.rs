@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler};
+use actix::{Actor, ActorContext, Context, Handler};
 use tracing::warn;
 
 use crate::clock::Clock;
@@ -15,7 +15,7 @@ use super::activity_totals::ActivityTotals;
 use super::catalog::Catalog;
 use super::committer::{Committer, Receipt};
 use super::hub::Notification;
-use super::messages::{Forget, GetView, Ingest, Reevaluate, Reply, Tick};
+use super::messages::{Forget, GetView, Ingest, Passivate, Reevaluate, Reply, Tick};
 use super::record::{Effects, UserRecord};
 use super::view::{activity_summaries, UserView};
 use super::ActorError;
@@ -43,12 +43,19 @@ pub struct UserActor {
     id: u64,
     record: UserRecord,
     shared: Arc<UserContext>,
+    /// Set while passivating: told once the actor has stopped.
+    leaving: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl UserActor {
     /// Returns the actor for `id` with its stored `record`.
     pub fn new(id: u64, record: UserRecord, shared: Arc<UserContext>) -> UserActor {
-        UserActor { id, record, shared }
+        UserActor {
+            id,
+            record,
+            shared,
+            leaving: None,
+        }
     }
 
     /// Runs one step on the record, persists it, and queues its notifications.
@@ -122,6 +129,9 @@ impl Actor for UserActor {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.shared.metrics.resident_users.dec();
+        if let Some(done) = self.leaving.take() {
+            let _nobody_waits = done.send(true);
+        }
     }
 }
 
@@ -202,5 +212,15 @@ impl Handler<GetView> for UserActor {
     fn handle(&mut self, msg: GetView, _ctx: &mut Self::Context) {
         let view = UserView::of(self.id, &self.record, self.shared.clock.now());
         answer(msg.reply, Ok(view));
+    }
+}
+
+impl Handler<Passivate> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Passivate, ctx: &mut Self::Context) {
+        // Every change is already in the store (each step saves before answering).
+        self.leaving = Some(msg.done);
+        ctx.stop();
     }
 }
