@@ -4,6 +4,7 @@ mod common;
 mod rules_fixtures;
 mod rules_model;
 mod server_api;
+mod server_crash;
 mod server_fixtures;
 mod server_passivation;
 mod server_segments;

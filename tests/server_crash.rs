@@ -1,0 +1,149 @@
+//! Crash safety: the real binary is killed with SIGKILL at random moments under
+//! concurrent ingestion; after each restart the unacknowledged batches are sent again
+//! (same `event_id`s), and in the end every event is counted exactly once.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::client::{call_for_test as call, wait_until_for_test};
+
+const USERS: usize = 40;
+const BATCH: usize = 10;
+
+struct Node {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("port");
+    listener.local_addr().expect("addr").port()
+}
+
+async fn start(dir: &std::path::Path) -> Node {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_uss"))
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start uss");
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/readyz");
+    let ready = wait_until_for_test(Duration::from_secs(20), || async {
+        awc::Client::new()
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    assert!(ready, "node came up");
+    Node { child, base }
+}
+
+/// One batch: `BATCH` page views with unique event ids, for users chosen by `seed`.
+fn batch(seed: usize) -> (String, Vec<usize>) {
+    let users: Vec<usize> = (0..BATCH).map(|i| (seed * 7 + i * 3) % USERS).collect();
+    let events: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            json!({"id": format!("crash-{user}"), "id_type": "cookie", "event_id": format!("b{seed}-{i}"),
+                   "payload": {"activity_type": "page_viewed"}})
+        })
+        .collect();
+    (serde_json::Value::Array(events).to_string(), users)
+}
+
+async fn send_all(base: &str, seeds: Vec<usize>) -> Vec<usize> {
+    let mut failed = Vec::new();
+    for seed in seeds {
+        let (body, _) = batch(seed);
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .finish();
+        let acked = match client
+            .post(format!("{base}/api/v1/events"))
+            .send_body(body)
+            .await
+        {
+            Ok(response) => response.status().as_u16() == 202,
+            Err(_) => false,
+        };
+        if !acked {
+            failed.push(seed);
+        }
+    }
+    failed
+}
+
+#[actix_rt::test]
+async fn killed_nodes_lose_no_acknowledged_event() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mut unacked: Vec<usize> = Vec::new();
+    let mut next_seed = 0;
+    let mut interrupted = 0;
+    for round in 0..4u64 {
+        let mut node = start(temp.path()).await;
+        let mut seeds: Vec<usize> = std::mem::take(&mut unacked);
+        seeds.extend(next_seed..next_seed + 300);
+        next_seed += 300;
+        let lanes: Vec<Vec<usize>> = (0..4)
+            .map(|lane| seeds.iter().copied().skip(lane).step_by(4).collect())
+            .collect();
+        let senders = futures_util::future::join_all(lanes.into_iter().map(|lane| {
+            let base = node.base.clone();
+            async move { send_all(&base, lane).await }
+        }));
+        let killer = async {
+            tokio::time::sleep(Duration::from_millis(150 + 97 * round)).await;
+            node.child.kill().expect("kill -9");
+        };
+        let (failed, ()) = tokio::join!(senders, killer);
+        let _ = node.child.wait();
+        unacked = failed.into_iter().flatten().collect();
+        interrupted += unacked.len();
+    }
+    assert!(interrupted > 0, "the kills landed during ingestion");
+    let node = start(temp.path()).await;
+    let still_failing = send_all(&node.base, unacked).await;
+    assert!(
+        still_failing.is_empty(),
+        "a healthy node acknowledges every batch"
+    );
+
+    let mut expected: BTreeMap<usize, u64> = BTreeMap::new();
+    for seed in 0..next_seed {
+        for user in batch(seed).1 {
+            *expected.entry(user).or_default() += 1;
+        }
+    }
+    for (user, count) in expected {
+        let answer = call(
+            "GET",
+            &format!("{}/api/v1/users?clientRefId=crash-{user}", node.base),
+            None,
+        )
+        .await;
+        assert_eq!(
+            answer.body["activities"]["page_viewed"]["count"].as_u64(),
+            Some(count),
+            "user crash-{user}"
+        );
+    }
+    let mut child = node.child;
+    child.kill().expect("stop");
+    let _ = child.wait();
+}
