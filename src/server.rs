@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::actors::{
     activity_summaries, ActivityTotals, Catalog, Committer, Hub, Ingestor, Registry,
-    SegmentService, Timers, UserContext, UserRecord,
+    SegmentService, StorageHealth, Timers, UserContext, UserRecord,
 };
 use crate::clock::{Clock, ManualClock, Stopwatch, SystemClock, DEV_CLOCK_KEY};
 use crate::config::Config;
@@ -80,7 +80,13 @@ pub async fn run(
     })?;
     let metrics = Metrics::new();
     let hub = Hub::new(config.notifications.subscriber_buffer);
-    let committer = Committer::start(store.clone(), hub.clone(), metrics.clone());
+    let health = Arc::new(StorageHealth::default());
+    let committer = Committer::start(
+        store.clone(),
+        hub.clone(),
+        metrics.clone(),
+        Arc::clone(&health),
+    );
     let (clock, dev_clock) = open_clock(&store, options.dev_clock)?;
     let catalog = Arc::new(Catalog::default());
     let totals = Arc::new(ActivityTotals::default());
@@ -101,6 +107,7 @@ pub async fn run(
         metrics: metrics.clone(),
         totals: Arc::clone(&totals),
         retention_ms: limits.max_window_ms,
+        health: Arc::clone(&health),
     });
     let registry = Arc::new(Registry::new(
         config.actors.shards,
@@ -163,6 +170,7 @@ pub async fn run(
         timers,
         totals,
         metrics: metrics.clone(),
+        health,
         ready: Default::default(),
     });
     let addr = listener.local_addr()?;

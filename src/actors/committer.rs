@@ -2,6 +2,8 @@
 //! acknowledged only after the flush that covers them, in submission order (so one
 //! user's messages keep their order).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -12,6 +14,28 @@ use crate::storage::Store;
 
 use super::hub::{Hub, Notification};
 use super::ActorError;
+
+/// Whether the last write to storage worked; `/readyz` reports not ready while it did not.
+#[derive(Debug)]
+pub struct StorageHealth(AtomicBool);
+
+impl Default for StorageHealth {
+    fn default() -> Self {
+        StorageHealth(AtomicBool::new(true))
+    }
+}
+
+impl StorageHealth {
+    /// Records the outcome of a write.
+    pub fn record(&self, ok: bool) {
+        self.0.store(ok, Ordering::SeqCst);
+    }
+
+    /// Returns whether storage works.
+    pub fn is_ok(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// Most commits covered by one flush.
 const MAX_GROUP: usize = 4096;
@@ -32,9 +56,14 @@ pub type Receipt = oneshot::Receiver<Result<(), ActorError>>;
 
 impl Committer {
     /// Starts the committer task on the current runtime.
-    pub fn start(store: Store, hub: Hub, metrics: Metrics) -> Committer {
+    pub fn start(
+        store: Store,
+        hub: Hub,
+        metrics: Metrics,
+        health: Arc<StorageHealth>,
+    ) -> Committer {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(receiver, store, hub, metrics));
+        tokio::spawn(run(receiver, store, hub, metrics, health));
         Committer { sender }
     }
 
@@ -57,6 +86,7 @@ async fn run(
     store: Store,
     hub: Hub,
     metrics: Metrics,
+    health: Arc<StorageHealth>,
 ) {
     let mut group = Vec::with_capacity(64);
     while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
@@ -64,6 +94,7 @@ async fn run(
         let flushed = store.flush().await;
         timer.observe_duration();
         metrics.journal_flush_batch_size.observe(group.len() as f64);
+        health.record(flushed.is_ok());
         match flushed {
             Ok(_) => {
                 for commit in group.drain(..) {

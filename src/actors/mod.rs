@@ -27,7 +27,7 @@ mod view;
 
 pub use activity_totals::ActivityTotals;
 pub use catalog::{Catalog, Segment, SegmentDef, Segments};
-pub use committer::{Committer, Receipt};
+pub use committer::{Committer, Receipt, StorageHealth};
 pub use hub::{Hub, Notification};
 pub use ingest::Ingestor;
 pub use messages::{Forget, GetView, Ingest, Passivate, Reevaluate, Reply, Tick};

@@ -36,6 +36,8 @@ pub struct UserContext {
     pub totals: Arc<ActivityTotals>,
     /// How long windowed buckets are kept.
     pub retention_ms: i64,
+    /// Whether storage writes work.
+    pub health: Arc<super::committer::StorageHealth>,
 }
 
 /// One user.
@@ -83,7 +85,9 @@ impl UserActor {
                 .copied()
                 .collect(),
         };
-        if let Err(e) = shared.store.save_user(self.id, &self.record, &write) {
+        let saved = shared.store.save_user(self.id, &self.record, &write);
+        shared.health.record(saved.is_ok());
+        if let Err(e) = saved {
             warn!(user_id = self.id, error = %e, "failed to save user; reloading it");
             self.record = shared
                 .store

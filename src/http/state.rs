@@ -3,7 +3,9 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::actors::{ActivityTotals, Catalog, Hub, Ingestor, Registry, SegmentService, Timers};
+use crate::actors::{
+    ActivityTotals, Catalog, Hub, Ingestor, Registry, SegmentService, StorageHealth, Timers,
+};
 use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub totals: Arc<ActivityTotals>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Whether storage writes work.
+    pub health: Arc<StorageHealth>,
     /// True once state is recovered and the node serves traffic.
     pub ready: AtomicBool,
 }

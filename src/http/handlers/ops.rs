@@ -16,10 +16,12 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.ready.load(Ordering::SeqCst) {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
+    if !state.ready.load(Ordering::SeqCst) {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "not_serving"}))
+    } else if !state.health.is_ok() {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "storage_failing"}))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "starting"}))
+        HttpResponse::Ok().json(json!({"status": "ready"}))
     }
 }
 
