@@ -58,6 +58,30 @@ fn recover_totals(store: &Store, totals: &ActivityTotals, now: Timestamp) -> any
     Ok(users)
 }
 
+/// Opens the store, waiting up to 10 s for a previous process on the same data dir to
+/// let go of its lock (a restart by a supervisor can overlap the old process's exit).
+async fn open_store(dir: &std::path::Path) -> anyhow::Result<Store> {
+    let mut attempts = 0;
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return Ok(store),
+            Err(crate::storage::StorageError::Sled(sled::Error::Io(e)))
+                if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 =>
+            {
+                if attempts == 0 {
+                    warn!(dir = %dir.display(), "data dir is locked by another process; waiting");
+                }
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("failed to open data dir `{}`", dir.display()))
+            }
+        }
+    }
+}
+
 /// Runs the node on `listener` until `shutdown` resolves.
 pub async fn run(
     config: Config,
@@ -72,12 +96,7 @@ pub async fn run(
             config.server.data_dir.display()
         )
     })?;
-    let store = Store::open(&config.server.data_dir).with_context(|| {
-        format!(
-            "failed to open data dir `{}`",
-            config.server.data_dir.display()
-        )
-    })?;
+    let store = open_store(&config.server.data_dir).await?;
     let metrics = Metrics::new();
     let hub = Hub::new(config.notifications.subscriber_buffer);
     let health = Arc::new(StorageHealth::default());

@@ -6,7 +6,7 @@ use actix::Message;
 use tokio::sync::{oneshot, watch};
 
 use super::committer::Receipt;
-use super::record::Incoming;
+use super::record::{Incoming, UserOp};
 use super::view::UserView;
 use super::ActorError;
 
@@ -23,31 +23,13 @@ pub struct Ingest {
     pub reply: Reply<Receipt>,
 }
 
-/// Evaluate every segment at each instant due up to now.
+/// Apply a change that comes with no event (timer, segment change).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Tick {
+pub struct Update {
+    /// What to do.
+    pub op: UserOp,
     /// Answers with a receipt for the changes.
-    pub reply: Reply<Receipt>,
-}
-
-/// Evaluate one new or changed segment.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Reevaluate {
-    /// The segment.
-    pub segment: u64,
-    /// Answers with a receipt for the change.
-    pub reply: Reply<Receipt>,
-}
-
-/// Leave a deleted segment.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Forget {
-    /// The segment.
-    pub segment: u64,
-    /// Answers with a receipt for the change.
     pub reply: Reply<Receipt>,
 }
 

@@ -30,12 +30,12 @@ pub use catalog::{Catalog, Segment, SegmentDef, Segments};
 pub use committer::{Committer, Receipt, StorageHealth};
 pub use hub::{Hub, Notification};
 pub use ingest::Ingestor;
-pub use messages::{Forget, GetView, Ingest, Passivate, Reevaluate, Reply, Tick};
-pub use record::{Change, Identity, Incoming, UserRecord, REMEMBERED_EVENT_IDS};
+pub use messages::{GetView, Ingest, Passivate, Reply, Update};
+pub use record::{Change, Identity, Incoming, UserOp, UserRecord, REMEMBERED_EVENT_IDS};
 pub use registry::{mix, Registry};
 pub use segments::{SegmentError, SegmentPatch, SegmentService};
 pub use timers::Timers;
-pub use user::{UserActor, UserContext};
+pub use user::{step, UserActor, UserContext};
 pub use view::{activity_summaries, ActivitySummary, UserView};
 
 /// Why a user actor could not do what was asked.

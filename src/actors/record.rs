@@ -44,6 +44,38 @@ pub struct UserRecord {
     pub recent_event_ids: VecDeque<Box<str>>,
 }
 
+/// A change to a user that comes with no event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserOp {
+    /// Evaluate every segment at each instant due up to now.
+    Tick,
+    /// Evaluate one new or changed segment.
+    Reevaluate(u64),
+    /// Leave a deleted segment.
+    Forget(u64),
+}
+
+impl UserOp {
+    /// Applies the operation to `record` at `now`.
+    pub fn run(
+        self,
+        record: &mut UserRecord,
+        segments: &Segments,
+        now: Timestamp,
+        retention_ms: i64,
+    ) -> Effects {
+        match self {
+            UserOp::Tick => {
+                let mut effects = Effects::default();
+                record.catch_up(segments, now, retention_ms, &mut effects);
+                effects
+            }
+            UserOp::Reevaluate(segment) => record.reevaluate(segment, segments, now, retention_ms),
+            UserOp::Forget(segment) => record.forget(segment, segments, now),
+        }
+    }
+}
+
 /// One change of membership.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {

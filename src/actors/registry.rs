@@ -15,9 +15,10 @@ use tokio::sync::{oneshot, watch};
 use crate::clock::uptime_ms;
 
 use super::committer::Receipt;
-use super::messages::{Passivate, Reply};
-use super::record::UserRecord;
-use super::user::{UserActor, UserContext};
+use super::messages::{GetView, Passivate, Reply, Update};
+use super::record::{UserOp, UserRecord};
+use super::user::{step, UserActor, UserContext};
+use super::view::UserView;
 use super::ActorError;
 
 /// SplitMix64's finaliser: a fixed, well-mixed 64-bit hash (never `DefaultHasher`).
@@ -120,10 +121,7 @@ impl Registry {
                     Some(Slot::Leaving(done)) if !finished(done) => done.clone(),
                     Some(Slot::Active { addr, last_used }) if addr.connected() => {
                         *last_used = uptime_ms();
-                        return addr.try_send(message).map_err(|e| match e {
-                            SendError::Full(_) => ActorError::MailboxFull,
-                            SendError::Closed(_) => ActorError::ShuttingDown,
-                        });
+                        return addr.try_send(message).map_err(mailbox_error);
                     }
                     _ => {
                         let addr = self.start(user, shard)?;
@@ -230,25 +228,96 @@ fn leave(actors: &mut HashMap<u64, Slot>, user: u64) -> bool {
     true
 }
 
-/// Users messaged at once by `commit_each`.
+/// Users updated at once by `update_each`.
 const FAN_OUT: usize = 256;
 
+fn mailbox_error<M>(e: SendError<M>) -> ActorError {
+    match e {
+        SendError::Full(_) => ActorError::MailboxFull,
+        SendError::Closed(_) => ActorError::ShuttingDown,
+    }
+}
+
+/// A receipt for a step that changed nothing.
+fn nothing_to_do() -> Receipt {
+    let (done, receipt) = oneshot::channel();
+    let _receipt_kept = done.send(Ok(()));
+    receipt
+}
+
 impl Registry {
-    /// Sends a message built by `message` to each user (at most 256 at once) and waits
-    /// until every change it caused is durable and pushed; the first error wins.
-    pub async fn commit_each<M>(
+    /// Applies `op` to a user: through its actor when it is in memory, else directly on
+    /// its stored record under the shard lock (no actor is started, so a million due
+    /// timers or a backfill do not fill memory). A user with no record is left alone.
+    pub async fn update(&self, user: u64, op: UserOp) -> Result<Receipt, ActorError> {
+        let shard = self.shard_of(user);
+        loop {
+            let (answer, mut leaving) = {
+                let mut actors = locked(&self.shards[shard]);
+                match actors.get_mut(&user) {
+                    Some(Slot::Leaving(done)) if !finished(done) => (None, done.clone()),
+                    Some(Slot::Active { addr, last_used }) if addr.connected() => {
+                        *last_used = uptime_ms();
+                        let (reply, answer) = oneshot::channel();
+                        addr.try_send(Update { op, reply }).map_err(mailbox_error)?;
+                        (Some(answer), watch::channel(true).1)
+                    }
+                    _ => {
+                        actors.remove(&user);
+                        let stored: Option<UserRecord> = self
+                            .shared
+                            .store
+                            .load_user(user)
+                            .map_err(|e| ActorError::Storage(e.to_string()))?;
+                        let Some(mut record) = stored else {
+                            return Ok(nothing_to_do());
+                        };
+                        let segments = self.shared.catalog.snapshot();
+                        return step(&self.shared, user, &mut record, |record, shared| {
+                            op.run(record, &segments, shared.clock.now(), shared.retention_ms)
+                        });
+                    }
+                }
+            };
+            if let Some(answer) = answer {
+                return answer.await.map_err(|_| ActorError::ShuttingDown)?;
+            }
+            let _stopped = leaving.wait_for(|done| *done).await;
+        }
+    }
+
+    /// Describes a user as of now, from its actor or, when not in memory, its record.
+    pub async fn view(&self, user: u64) -> Result<Option<UserView>, ActorError> {
+        let shard = self.shard_of(user);
+        {
+            let actors = locked(&self.shards[shard]);
+            if !matches!(
+                actors.get(&user),
+                Some(Slot::Active { .. }) | Some(Slot::Leaving(_))
+            ) {
+                let stored: Option<UserRecord> = self
+                    .shared
+                    .store
+                    .load_user(user)
+                    .map_err(|e| ActorError::Storage(e.to_string()))?;
+                return Ok(
+                    stored.map(|record| UserView::of(user, &record, self.shared.clock.now()))
+                );
+            }
+        }
+        self.ask(user, |reply| GetView { reply }).await.map(Some)
+    }
+
+    /// Applies `op` to each user (at most 256 at once) and waits until every change it
+    /// caused is durable and pushed; the first error wins.
+    pub async fn update_each(
         &self,
         users: impl IntoIterator<Item = u64>,
-        message: impl Fn(Reply<Receipt>) -> M + Copy,
-    ) -> Result<(), ActorError>
-    where
-        M: Message<Result = ()> + Send + 'static,
-        UserActor: Handler<M>,
-        <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
-    {
+        op: UserOp,
+    ) -> Result<(), ActorError> {
         let results: Vec<Result<(), ActorError>> = stream::iter(users)
             .map(|user| async move {
-                let receipt = self.ask(user, message).await?;
+                let receipt = self.update(user, op).await?;
                 receipt.await.map_err(|_| ActorError::ShuttingDown)?
             })
             .buffer_unordered(FAN_OUT)

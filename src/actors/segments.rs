@@ -15,7 +15,7 @@ use crate::rules::{compile, Limits, RuleError};
 use crate::storage::Store;
 
 use super::catalog::{Catalog, Segment, SegmentDef};
-use super::messages::{Forget, Reevaluate};
+use super::record::UserOp;
 use super::registry::Registry;
 use super::ActorError;
 
@@ -210,7 +210,7 @@ impl SegmentService {
                 break;
             }
             self.registry
-                .commit_each(members, |reply| Forget { segment: id, reply })
+                .update_each(members, UserOp::Forget(id))
                 .await?;
         }
         self.store.flush().await.map_err(storage)?;
@@ -253,7 +253,7 @@ impl SegmentService {
             .map_err(storage)?;
         let count = users.len();
         self.registry
-            .commit_each(users, |reply| Reevaluate { segment: id, reply })
+            .update_each(users, UserOp::Reevaluate(id))
             .await?;
         let _write = self.writes.lock().await;
         let current = self.catalog.snapshot().get(&id).cloned();

@@ -12,7 +12,7 @@ use crate::domain::Timestamp;
 use crate::metrics::Metrics;
 use crate::storage::Store;
 
-use super::messages::Tick;
+use super::record::UserOp;
 use super::registry::Registry;
 use super::ActorError;
 
@@ -49,9 +49,7 @@ impl Timers {
             self.metrics.timer_lag.observe(lag_ms as f64 / 1000.0);
         }
         self.registry
-            .commit_each(due.into_iter().map(|(_, user)| user), |reply| Tick {
-                reply,
-            })
+            .update_each(due.into_iter().map(|(_, user)| user), UserOp::Tick)
             .await?;
         Ok(count)
     }

@@ -15,7 +15,7 @@ use super::activity_totals::ActivityTotals;
 use super::catalog::Catalog;
 use super::committer::{Committer, Receipt};
 use super::hub::Notification;
-use super::messages::{Forget, GetView, Ingest, Passivate, Reevaluate, Reply, Tick};
+use super::messages::{GetView, Ingest, Passivate, Reply, Update};
 use super::record::{Effects, UserRecord};
 use super::view::{activity_summaries, UserView};
 use super::ActorError;
@@ -60,64 +60,76 @@ impl UserActor {
         }
     }
 
-    /// Runs one step on the record, persists it, and queues its notifications.
+    /// Runs one step on the actor's record; on a failed save the record is reloaded.
     fn step(
         &mut self,
         work: impl FnOnce(&mut UserRecord, &UserContext) -> Effects,
     ) -> Result<Receipt, ActorError> {
-        let shared = Arc::clone(&self.shared);
-        let now = shared.clock.now();
-        let before_segments = self.record.segments.clone();
-        let before_totals = activity_summaries(&self.record, now);
-        let old_due = self.record.next_due;
-        let effects = work(&mut self.record, &shared);
-        let write = UserWrite {
-            old_due,
-            new_due: self.record.next_due,
-            joined: self
-                .record
-                .segments
-                .difference(&before_segments)
-                .copied()
-                .collect(),
-            left: before_segments
-                .difference(&self.record.segments)
-                .copied()
-                .collect(),
-        };
-        let saved = shared.store.save_user(self.id, &self.record, &write);
-        shared.health.record(saved.is_ok());
-        if let Err(e) = saved {
-            warn!(user_id = self.id, error = %e, "failed to save user; reloading it");
-            self.record = shared
+        let result = step(&self.shared, self.id, &mut self.record, work);
+        if result.is_err() {
+            warn!(user_id = self.id, "failed to save user; reloading it");
+            self.record = self
+                .shared
                 .store
                 .load_user(self.id)
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            return Err(ActorError::Storage(e.to_string()));
         }
-        if old_due != self.record.next_due {
-            let delta = i64::from(self.record.next_due.is_some()) - i64::from(old_due.is_some());
-            shared.metrics.timers_pending.add(delta);
-        }
-        shared.metrics.rule_evaluations.inc_by(effects.evaluations);
-        shared
-            .totals
-            .adjust(&before_totals, &activity_summaries(&self.record, now));
-        let notifications = effects
-            .changes
-            .into_iter()
-            .map(|change| Notification {
-                user_id: self.id,
-                in_segments: change.entered,
-                out_segments: change.left,
-                at: change.at,
-                merged_into: None,
-            })
-            .collect();
-        Ok(shared.committer.submit(notifications))
+        result
     }
+}
+
+/// Runs one step on a user's record, persists the record with its timer and membership
+/// changes in one batch, and queues the notifications for after the flush. Used by the
+/// user's actor, and by the registry for users not in memory.
+pub fn step(
+    shared: &UserContext,
+    id: u64,
+    record: &mut UserRecord,
+    work: impl FnOnce(&mut UserRecord, &UserContext) -> Effects,
+) -> Result<Receipt, ActorError> {
+    let now = shared.clock.now();
+    let before_segments = record.segments.clone();
+    let before_totals = activity_summaries(record, now);
+    let old_due = record.next_due;
+    let effects = work(record, shared);
+    let write = UserWrite {
+        old_due,
+        new_due: record.next_due,
+        joined: record
+            .segments
+            .difference(&before_segments)
+            .copied()
+            .collect(),
+        left: before_segments
+            .difference(&record.segments)
+            .copied()
+            .collect(),
+    };
+    let saved = shared.store.save_user(id, record, &write);
+    shared.health.record(saved.is_ok());
+    saved.map_err(|e| ActorError::Storage(e.to_string()))?;
+    if old_due != record.next_due {
+        let delta = i64::from(record.next_due.is_some()) - i64::from(old_due.is_some());
+        shared.metrics.timers_pending.add(delta);
+    }
+    shared.metrics.rule_evaluations.inc_by(effects.evaluations);
+    shared
+        .totals
+        .adjust(&before_totals, &activity_summaries(record, now));
+    let notifications = effects
+        .changes
+        .into_iter()
+        .map(|change| Notification {
+            user_id: id,
+            in_segments: change.entered,
+            out_segments: change.left,
+            at: change.at,
+            merged_into: None,
+        })
+        .collect();
+    Ok(shared.committer.submit(notifications))
 }
 
 fn answer<T>(reply: Reply<T>, result: Result<T, ActorError>) {
@@ -162,49 +174,14 @@ impl Handler<Ingest> for UserActor {
     }
 }
 
-impl Handler<Tick> for UserActor {
+impl Handler<Update> for UserActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Tick, _ctx: &mut Self::Context) {
-        let result = self.step(|record, shared| {
-            let mut effects = Effects::default();
-            let segments = shared.catalog.snapshot();
-            record.catch_up(
-                &segments,
-                shared.clock.now(),
-                shared.retention_ms,
-                &mut effects,
-            );
-            effects
-        });
-        answer(msg.reply, result);
-    }
-}
-
-impl Handler<Reevaluate> for UserActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Reevaluate, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Update, _ctx: &mut Self::Context) {
         let result = self.step(|record, shared| {
             let segments = shared.catalog.snapshot();
-            record.reevaluate(
-                msg.segment,
-                &segments,
-                shared.clock.now(),
-                shared.retention_ms,
-            )
-        });
-        answer(msg.reply, result);
-    }
-}
-
-impl Handler<Forget> for UserActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Forget, _ctx: &mut Self::Context) {
-        let result = self.step(|record, shared| {
-            let segments = shared.catalog.snapshot();
-            record.forget(msg.segment, &segments, shared.clock.now())
+            msg.op
+                .run(record, &segments, shared.clock.now(), shared.retention_ms)
         });
         answer(msg.reply, result);
     }

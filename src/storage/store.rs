@@ -85,11 +85,6 @@ impl Store {
             .transpose()
     }
 
-    /// Returns whether a user record exists.
-    pub fn has_user(&self, user: u64) -> Result<bool, StorageError> {
-        Ok(self.tree.contains_key(keys::with_id(USER, user))?)
-    }
-
     /// Returns every user id, ascending.
     pub fn user_ids(&self) -> impl Iterator<Item = Result<u64, StorageError>> {
         self.tree

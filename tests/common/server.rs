@@ -75,6 +75,17 @@ impl TestServer {
         let addr = addr_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("server bound");
+        // Wait until it serves, and report a failed start with its error.
+        let mut waited = 0;
+        while !ready(addr) {
+            if thread.is_finished() {
+                let outcome = thread.join().expect("server thread");
+                panic!("server failed to start: {outcome:?}");
+            }
+            waited += 1;
+            assert!(waited < 2000, "server did not become ready in 20 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         TestServer {
             addr,
             dir,
@@ -115,6 +126,21 @@ impl TestServer {
                 .expect("server stopped cleanly");
         }
     }
+}
+
+/// Returns whether `GET /readyz` answers 200 (a plain blocking HTTP/1.0 request).
+fn ready(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
 }
 
 impl Drop for TestServer {

@@ -2,22 +2,17 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::actors::GetView;
-
 use super::super::dto::user_json;
 use super::super::error::ApiError;
 use super::super::state::AppState;
 use super::{path_id, query};
 
 async fn describe(state: &AppState, user: u64) -> Result<HttpResponse, ApiError> {
-    let exists = state
-        .store
-        .has_user(user)
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    if !exists {
-        return Err(ApiError::NotFound(format!("user {user} not found")));
-    }
-    let view = state.registry.ask(user, |reply| GetView { reply }).await?;
+    let view = state
+        .registry
+        .view(user)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user {user} not found")))?;
     Ok(HttpResponse::Ok().json(user_json(&view)))
 }
 
