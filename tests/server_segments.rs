@@ -154,6 +154,22 @@ async fn the_original_segments_flip_on_events_and_on_time_alone() {
         back,
         json!({"user_id": alice, "in_segments": [area_x], "out_segments": [], "at": "2026-12-09T00:00:00.000Z"})
     );
+
+    let deleted = call(
+        "DELETE",
+        &server.url(&format!("/api/v1/segments/{area_x}")),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, 204);
+    let gone = all
+        .next_json_for_test(WAIT)
+        .await
+        .expect("members leave a deleted segment");
+    assert_eq!(
+        (gone["user_id"].as_u64(), gone["out_segments"].clone()),
+        (Some(alice), json!([area_x]))
+    );
 }
 
 #[actix_rt::test]

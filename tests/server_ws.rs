@@ -124,3 +124,31 @@ async fn a_slow_subscriber_is_dropped_and_ingestion_goes_on() {
     .await;
     assert!(dropped, "the slow subscriber was disconnected and counted");
 }
+
+#[actix_rt::test]
+async fn a_peer_that_never_answers_pings_is_dropped() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = test_config_for_test(temp.path());
+    config.notifications.ping_interval_secs = 1;
+    config.notifications.peer_timeout_secs = 1;
+    let server = TestServer::start_with(config);
+    let _silent = stalled_subscriber_for_test(server.addr, "/api/v1/notifications/ws");
+    let url = server.url("/metrics");
+    let counted = wait_until_for_test(WAIT, || async {
+        crate::common::client::text_for_test(&url)
+            .await
+            .contains("uss_notification_subscribers 1")
+    })
+    .await;
+    assert!(counted, "the subscriber was counted");
+    let dropped = wait_until_for_test(WAIT, || async {
+        crate::common::client::text_for_test(&url)
+            .await
+            .contains("uss_notification_subscribers 0")
+    })
+    .await;
+    assert!(
+        dropped,
+        "a silent peer is dropped after its pings go unanswered"
+    );
+}
