@@ -1,4 +1,8 @@
 //! Prints a syntax tree back as canonical rule text that parses to the same tree.
+//!
+//! The canonical text never nests deeper nor has more nodes than the source, but it
+//! spaces operators (`a==b` prints `a == b`), so it may be longer than the source and,
+//! for a source near the 4,096-character limit, longer than the limit.
 
 use std::fmt::{self, Display, Formatter, Write};
 

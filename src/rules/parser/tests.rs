@@ -140,6 +140,21 @@ fn thirty_two_nots_print_back_within_the_depth_limit() {
 }
 
 #[test]
+fn canonical_text_may_outgrow_the_length_limit_but_nothing_else() {
+    // Found by fuzzing: a compact 4,096-character rule prints with spaces.
+    let src = format!("traits.x==\"{}\"", "a".repeat(4084));
+    assert_eq!(src.chars().count(), 4096);
+    let printed = parse_ok(&src).to_string();
+    assert_eq!(printed.chars().count(), 4098);
+    let relaxed = Limits {
+        max_chars: usize::MAX,
+        ..Limits::default()
+    };
+    let again = parse(&printed, &relaxed).unwrap();
+    assert_eq!(again.without_spans(), parse_ok(&src).without_spans());
+}
+
+#[test]
 fn deep_input_is_refused_without_exhausting_the_stack() {
     let deep = "(".repeat(4000);
     assert_eq!(
