@@ -81,6 +81,13 @@ impl Committer {
     }
 }
 
+/// Returns a receipt for a step that wrote nothing: already resolved.
+pub fn nothing_to_do() -> Receipt {
+    let (done, receipt) = oneshot::channel();
+    let _receipt_kept = done.send(Ok(()));
+    receipt
+}
+
 async fn run(
     mut receiver: mpsc::UnboundedReceiver<Commit>,
     store: Store,

@@ -96,6 +96,8 @@ pub struct Effects {
     pub evaluations: u64,
     /// Events applied (repeats of a remembered `event_id` are not).
     pub applied: u64,
+    /// True when the record changed beyond its membership and timer (events, identities).
+    pub dirty: bool,
 }
 
 impl Effects {
@@ -156,6 +158,7 @@ impl UserRecord {
         for incoming in events {
             if !self.identities.contains(&incoming.identity) {
                 self.identities.push(incoming.identity.clone());
+                effects.dirty = true;
             }
             if let Some(id) = &incoming.event_id {
                 if self.recent_event_ids.contains(id) {
@@ -170,6 +173,7 @@ impl UserRecord {
             applied.push(&incoming.event);
         }
         effects.applied = applied.len() as u64;
+        effects.dirty |= !applied.is_empty();
         let affected = segments.iter().filter(|(_, segment)| {
             let reads = segment.rule.reads();
             applied.iter().any(|event| reads.affected_by(event))

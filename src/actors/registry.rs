@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::clock::uptime_ms;
 
-use super::committer::Receipt;
+use super::committer::{nothing_to_do, Receipt};
 use super::messages::{GetView, Passivate, Reply, Update};
 use super::record::{UserOp, UserRecord};
 use super::user::{step, UserActor, UserContext};
@@ -236,13 +236,6 @@ fn mailbox_error<M>(e: SendError<M>) -> ActorError {
         SendError::Full(_) => ActorError::MailboxFull,
         SendError::Closed(_) => ActorError::ShuttingDown,
     }
-}
-
-/// A receipt for a step that changed nothing.
-fn nothing_to_do() -> Receipt {
-    let (done, receipt) = oneshot::channel();
-    let _receipt_kept = done.send(Ok(()));
-    receipt
 }
 
 impl Registry {

@@ -13,7 +13,7 @@ use crate::storage::{Store, UserWrite};
 
 use super::activity_totals::ActivityTotals;
 use super::catalog::Catalog;
-use super::committer::{Committer, Receipt};
+use super::committer::{nothing_to_do, Committer, Receipt};
 use super::hub::Notification;
 use super::messages::{GetView, Ingest, Passivate, Reply, Update};
 use super::record::{Effects, UserRecord};
@@ -94,6 +94,13 @@ pub fn step(
     let before_totals = activity_summaries(record, now);
     let old_due = record.next_due;
     let effects = work(record, shared);
+    if !effects.dirty && effects.changes.is_empty() && old_due == record.next_due {
+        // Nothing a reader could see changed (buckets may have been compacted, which
+        // never changes an answer): skip the write. This keeps backfills and timer
+        // ticks that flip nothing read-only.
+        shared.metrics.rule_evaluations.inc_by(effects.evaluations);
+        return Ok(nothing_to_do());
+    }
     let write = UserWrite {
         old_due,
         new_due: record.next_due,
