@@ -50,6 +50,24 @@ pub struct Config {
     pub actors: ActorsSection,
     /// `[notifications]`
     pub notifications: NotificationsSection,
+    /// `[storage]`
+    pub storage: StorageSection,
+}
+
+/// `[storage]`: the sled database.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Memory sled may use to cache pages.
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            cache_capacity_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[server]`: where the node listens and keeps its data.

@@ -60,10 +60,10 @@ fn recover_totals(store: &Store, totals: &ActivityTotals, now: Timestamp) -> any
 
 /// Opens the store, waiting up to 10 s for a previous process on the same data dir to
 /// let go of its lock (a restart by a supervisor can overlap the old process's exit).
-async fn open_store(dir: &std::path::Path) -> anyhow::Result<Store> {
+async fn open_store(dir: &std::path::Path, cache_bytes: u64) -> anyhow::Result<Store> {
     let mut attempts = 0;
     loop {
-        match Store::open(dir) {
+        match Store::open(dir, cache_bytes) {
             Ok(store) => return Ok(store),
             Err(crate::storage::StorageError::Sled(sled::Error::Io(e)))
                 if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 =>
@@ -96,7 +96,7 @@ pub async fn run(
             config.server.data_dir.display()
         )
     })?;
-    let store = open_store(&config.server.data_dir).await?;
+    let store = open_store(&config.server.data_dir, config.storage.cache_capacity_bytes).await?;
     let metrics = Metrics::new();
     let hub = Hub::new(config.notifications.subscriber_buffer);
     let health = Arc::new(StorageHealth::default());

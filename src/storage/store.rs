@@ -36,9 +36,12 @@ fn key_suffix(key: &[u8], offset: usize) -> Result<u64, StorageError> {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Store, StorageError> {
-        let db = sled::Config::new().path(dir).open()?;
+    /// Opens (or creates) the store in `dir`, caching up to `cache_bytes` of pages.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StorageError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()?;
         let tree = db.open_tree("state")?;
         Ok(Store { db, tree })
     }
@@ -240,7 +243,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), 1 << 24).unwrap();
         (dir, store)
     }
 
@@ -305,14 +308,14 @@ mod tests {
     async fn survives_a_reopen_after_flush() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open(dir.path(), 1 << 24).unwrap();
             store
                 .save_segment(store.next_segment_id().unwrap(), &"seg")
                 .unwrap();
             store.set_meta("dev_clock", &42i64).unwrap();
             store.flush().await.unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), 1 << 24).unwrap();
         assert_eq!(
             store.segments::<String>().unwrap(),
             vec![(1, "seg".to_owned())]
