@@ -10,6 +10,14 @@ use crate::common::client::{call_for_test as call, text_for_test, wait_until_for
 use crate::common::segments_for_test;
 use crate::common::server::{test_config_for_test, TestServer};
 
+async fn post_chunks(server: &TestServer, lines: &[&str]) {
+    for chunk in lines.chunks(100) {
+        let body = format!("[{}]", chunk.join(","));
+        let answer = call("POST", &server.url("/api/v1/events"), Some(&body)).await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+    }
+}
+
 async fn scenario(server: &TestServer, lines: &[&str]) -> Vec<Value> {
     let clock = |now: &str| json!({"now": now}).to_string();
     call(
@@ -28,15 +36,7 @@ async fn scenario(server: &TestServer, lines: &[&str]) -> Vec<Value> {
         );
     }
     let (first, second) = lines.split_at(lines.len() / 2);
-    for chunk in first.chunks(100) {
-        let answer = call(
-            "POST",
-            &server.url("/api/v1/events"),
-            Some(&format!("[{}]", chunk.join(","))),
-        )
-        .await;
-        assert_eq!(answer.status, 202, "{:?}", answer.body);
-    }
+    post_chunks(server, first).await;
     // Time alone flips users, most of them out of memory by now.
     call(
         "POST",
@@ -44,16 +44,8 @@ async fn scenario(server: &TestServer, lines: &[&str]) -> Vec<Value> {
         Some(&clock("2026-11-05T00:00:00Z")),
     )
     .await;
-    for chunk in second.chunks(100) {
-        // Histories arrive late: these events are older than the clock, which is fine.
-        let answer = call(
-            "POST",
-            &server.url("/api/v1/events"),
-            Some(&format!("[{}]", chunk.join(","))),
-        )
-        .await;
-        assert_eq!(answer.status, 202, "{:?}", answer.body);
-    }
+    // Histories arrive late: these events are older than the clock, which is fine.
+    post_chunks(server, second).await;
     call(
         "POST",
         &server.url("/api/v1/admin/clock"),
