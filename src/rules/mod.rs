@@ -49,6 +49,24 @@
 //!
 //! [`next_change`] returns an instant at or before the first one at which any rule's
 //! value changes without a new event; see its module for the bound on early wake-ups.
+//!
+//! # Example
+//!
+//! ```
+//! use uss::domain::{Event, Timestamp};
+//! use uss::rules::{compile, next_change, Limits, UserState};
+//!
+//! let limits = Limits::default();
+//! let rule = compile("count(page_viewed) >= 1 and last_seen() < now - 7d", &limits)?;
+//! let now = Timestamp::parse("2026-11-01T00:00:00Z")?;
+//! let mut state = UserState::default();
+//! state.apply(&Event::new("page_viewed", now), now, limits.max_window_ms);
+//! assert!(!rule.eval(&state, now));
+//! let flip = next_change([&rule], &state, now).expect("time alone flips it");
+//! assert_eq!(flip, Timestamp::parse("2026-11-08T00:00:00.001Z")?);
+//! assert!(rule.eval(&state, flip));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod ast;
 mod compile;
