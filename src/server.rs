@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use actix::Arbiter;
 use actix_web::dev::Service;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use tracing::{info, warn};
@@ -22,7 +23,7 @@ use crate::actors::{
 use crate::clock::{Clock, ManualClock, Stopwatch, SystemClock, DEV_CLOCK_KEY};
 use crate::config::Config;
 use crate::domain::Timestamp;
-use crate::http::{configure, method_label, route_label, AppState};
+use crate::http::{configure, cors, method_label, route_label, Access, AppState};
 use crate::metrics::Metrics;
 use crate::storage::Store;
 
@@ -175,7 +176,12 @@ pub async fn run(
         actix_rt::spawn(timers.run(Arc::clone(&clock)))
     });
 
+    let access = Access::new(&config.auth);
+    if access.is_open() {
+        warn!("no auth.keys configured: every request is allowed (development only)");
+    }
     let state = web::Data::new(AppState {
+        access,
         ingestor: Ingestor::new(store.clone(), Arc::clone(&registry)),
         config: config.clone(),
         store: store.clone(),
@@ -222,6 +228,7 @@ pub async fn run(
                     Ok(response)
                 }
             })
+            .wrap(from_fn(cors))
             .configure(configure)
     })
     .workers(workers)

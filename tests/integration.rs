@@ -3,6 +3,7 @@
 mod common;
 mod rules_fixtures;
 mod rules_model;
+mod server_access;
 mod server_api;
 mod server_crash;
 mod server_fixtures;

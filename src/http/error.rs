@@ -47,6 +47,15 @@ pub enum ApiError {
     /// A segment name is taken.
     #[error("{0}")]
     NameTaken(String),
+    /// No valid API key.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key's role may not use this route.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The key is over its rate.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_s: u64 },
     /// The dev clock cannot move backwards while users exist.
     #[error("{0}")]
     ClockBackwards(String),
@@ -96,6 +105,9 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::NameTaken(_) => "name_taken",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::ClockBackwards(_) => "clock_backwards",
             ApiError::InvalidRule { .. } => "invalid_rule",
             ApiError::Overloaded(_) => "overloaded",
@@ -121,6 +133,9 @@ impl ResponseError for ApiError {
             | ApiError::TooManyEvents(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NameTaken(_) | ApiError::ClockBackwards(_) => StatusCode::CONFLICT,
             ApiError::InvalidRule { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -140,6 +155,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Overloaded(_) | ApiError::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::RateLimited { retry_after_s, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
             }
             _ => {}
         }

@@ -2,7 +2,9 @@
 //! WebSocket sessions, and the metrics endpoint. Holds no business logic: it validates,
 //! calls the actors' services, and shapes answers.
 
+mod auth;
 mod body;
+mod cors;
 mod dto;
 mod error;
 mod event_json;
@@ -11,6 +13,8 @@ mod routes;
 mod state;
 mod ws;
 
+pub use auth::Access;
+pub use cors::cors;
 pub use error::ApiError;
 pub use routes::{configure, method_label, route_label};
 pub use state::AppState;

@@ -39,6 +39,8 @@ pub struct AppState {
     pub totals: Arc<ActivityTotals>,
     /// Metrics.
     pub metrics: Metrics,
+    /// API keys and rate limits.
+    pub access: super::auth::Access,
     /// Whether storage writes work.
     pub health: Arc<StorageHealth>,
     /// True once state is recovered and the node serves traffic.
