@@ -136,6 +136,12 @@ pub struct ServerSection {
     pub http_workers: usize,
     /// How long a graceful stop waits for requests in flight.
     pub shutdown_timeout_secs: u64,
+    /// Most open connections per HTTP worker; beyond it new ones wait in the backlog.
+    pub max_connections_per_worker: usize,
+    /// How long a client may take to send a request's head.
+    pub client_request_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -146,6 +152,9 @@ impl Default for ServerSection {
             node_id: "n1".into(),
             http_workers: 0,
             shutdown_timeout_secs: 10,
+            max_connections_per_worker: 25_000,
+            client_request_timeout_ms: 5_000,
+            keep_alive_secs: 5,
         }
     }
 }
@@ -246,6 +255,8 @@ pub struct NotificationsSection {
     pub peer_timeout_secs: u64,
     /// A subscriber that does not take a message within this long is dropped.
     pub send_timeout_secs: u64,
+    /// Most notification WebSockets at once; more are refused with `503`.
+    pub max_subscribers: usize,
 }
 
 impl Default for NotificationsSection {
@@ -255,6 +266,7 @@ impl Default for NotificationsSection {
             ping_interval_secs: 10,
             peer_timeout_secs: 30,
             send_timeout_secs: 5,
+            max_subscribers: 10_000,
         }
     }
 }

@@ -232,6 +232,13 @@ pub async fn run(
             .configure(configure)
     })
     .workers(workers)
+    .max_connections(config.server.max_connections_per_worker)
+    .client_request_timeout(std::time::Duration::from_millis(
+        config.server.client_request_timeout_ms,
+    ))
+    .keep_alive(std::time::Duration::from_secs(
+        config.server.keep_alive_secs,
+    ))
     .disable_signals()
     .shutdown_timeout(config.server.shutdown_timeout_secs)
     .listen(listener)?

@@ -152,3 +152,30 @@ async fn a_peer_that_never_answers_pings_is_dropped() {
         "a silent peer is dropped after its pings go unanswered"
     );
 }
+
+#[actix_rt::test]
+async fn subscribers_beyond_the_limit_are_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = test_config_for_test(temp.path());
+    config.notifications.max_subscribers = 1;
+    let server = TestServer::start_with(config);
+    let _first = Socket::connect_for_test(&server.ws_url("/api/v1/notifications/ws")).await;
+    let url = server.url("/metrics");
+    let counted = wait_until_for_test(WAIT, || async {
+        crate::common::client::text_for_test(&url)
+            .await
+            .contains("uss_notification_subscribers 1")
+    })
+    .await;
+    assert!(counted);
+    let second = awc::Client::new()
+        .ws(server.ws_url("/api/v1/notifications/ws"))
+        .connect()
+        .await;
+    assert!(second.is_err(), "the second subscriber is refused");
+    let refused = call("GET", &server.url("/api/v1/notifications/ws"), None).await;
+    assert_eq!(
+        (refused.status, refused.body["error"]["code"].as_str()),
+        (503, Some("overloaded"))
+    );
+}

@@ -86,6 +86,12 @@ pub async fn notifications(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let filter = segment_filter(&req)?;
+    let subscribers = state.metrics.notification_subscribers.get();
+    if subscribers >= state.config.notifications.max_subscribers as i64 {
+        return Err(ApiError::Overloaded(format!(
+            "{subscribers} subscribers already: retry later"
+        )));
+    }
     let (response, mut session, mut stream) = upgrade(&req, body)?;
     let mut feed = state.hub.subscribe();
     let metrics = state.metrics.clone();
