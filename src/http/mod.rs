@@ -15,6 +15,8 @@ mod ws;
 
 pub use auth::Access;
 pub use cors::cors;
+pub use body::parse_json;
 pub use error::ApiError;
+pub use event_json::{validate_body, EventRules};
 pub use routes::{configure, method_label, route_label};
 pub use state::AppState;
