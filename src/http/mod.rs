@@ -9,13 +9,14 @@ mod dto;
 mod error;
 mod event_json;
 mod handlers;
+mod openapi;
 mod routes;
 mod state;
 mod ws;
 
 pub use auth::Access;
-pub use cors::cors;
 pub use body::parse_json;
+pub use cors::cors;
 pub use error::ApiError;
 pub use event_json::{validate_body, EventRules};
 pub use routes::{configure, method_label, route_label};

@@ -1,4 +1,5 @@
-//! Every route of API.md in one `configure` function, shared by the server and tests.
+//! Every route of API.md in one table (`endpoints`), registered by `configure` (shared
+//! by the server and tests) and described by `openapi`.
 //! Each resource answers other methods with `405` and an `Allow` header; anything else
 //! is a JSON `404`.
 
@@ -20,15 +21,15 @@ fn guarded(route: Route, class: Class) -> Route {
     }
 }
 
-/// Builds a resource at `path` with `(method, class, route)` triples; other methods get
-/// `405` (after the key check, under `/api/`). A class of `None` needs no key.
-fn resource(path: &str, routes: Vec<(&'static str, Option<Class>, Route)>) -> actix_web::Resource {
-    let allowed: Vec<&'static str> = routes.iter().map(|(method, _, _)| *method).collect();
+/// Builds the resource for one path from its endpoints; other methods get `405` (after
+/// the key check, under `/api/`). An endpoint with no class needs no key.
+fn resource(path: &str, endpoints: Vec<Endpoint>) -> actix_web::Resource {
+    let allowed: Vec<&'static str> = endpoints.iter().map(|e| e.method).collect();
     let mut resource = web::resource(path);
-    for (_, class, route) in routes {
-        resource = resource.route(match class {
-            Some(class) => guarded(route, class),
-            None => route,
+    for e in endpoints {
+        resource = resource.route(match e.class {
+            Some(class) => guarded(e.route, class),
+            None => e.route,
         });
     }
     resource.default_service(web::to(move |req: HttpRequest| {
@@ -49,87 +50,197 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource(
-        "/healthz",
-        vec![("GET", None, web::get().to(ops::healthz))],
-    ))
-    .service(resource(
-        "/readyz",
-        vec![("GET", None, web::get().to(ops::readyz))],
-    ))
-    .service(resource(
-        "/metrics",
-        vec![("GET", None, web::get().to(ops::metrics))],
-    ))
-    .service(resource(
-        "/api/v1/events",
-        vec![("POST", Some(Class::Ingest), web::post().to(events::post))],
-    ))
-    .service(resource(
-        "/api/v1/events/ws",
-        vec![("GET", Some(Class::Ingest), web::get().to(ws::events))],
-    ))
-    .service(resource(
-        "/api/v1/notifications/ws",
-        vec![("GET", Some(Class::Read), web::get().to(ws::notifications))],
-    ))
-    .service(resource(
-        "/api/v1/users",
-        vec![("GET", Some(Class::Read), web::get().to(users::find))],
-    ))
-    .service(resource(
-        "/api/v1/users/{user_id}",
-        vec![("GET", Some(Class::Read), web::get().to(users::get))],
-    ))
-    .service(resource(
-        "/api/v1/segments",
-        vec![
-            ("GET", Some(Class::Read), web::get().to(segments::list)),
-            ("POST", Some(Class::Admin), web::post().to(segments::create)),
-        ],
-    ))
-    .service(resource(
-        "/api/v1/segments/validate",
-        vec![(
+/// One route: where, which method, which key class (`None`: no key), what it does.
+pub struct Endpoint {
+    /// The path pattern, e.g. `/api/v1/segments/{id}`.
+    pub path: &'static str,
+    /// The HTTP method.
+    pub method: &'static str,
+    /// The key class it needs.
+    pub class: Option<Class>,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// The handler.
+    pub route: Route,
+}
+
+fn endpoint(
+    path: &'static str,
+    method: &'static str,
+    class: Option<Class>,
+    summary: &'static str,
+    route: Route,
+) -> Endpoint {
+    Endpoint {
+        path,
+        method,
+        class,
+        summary,
+        route,
+    }
+}
+
+/// Returns every route of API.md, in the order they are matched. The router and the
+/// OpenAPI document are both built from this table, so they cannot drift apart.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Class::{Admin, Ingest, Read};
+    vec![
+        endpoint(
+            "/healthz",
+            "GET",
+            None,
+            "200 while the process runs",
+            web::get().to(ops::healthz),
+        ),
+        endpoint(
+            "/readyz",
+            "GET",
+            None,
+            "200 when the node serves traffic, else 503",
+            web::get().to(ops::readyz),
+        ),
+        endpoint(
+            "/metrics",
+            "GET",
+            None,
+            "Prometheus metrics",
+            web::get().to(ops::metrics),
+        ),
+        endpoint(
+            "/api/v1/events",
             "POST",
-            Some(Class::Read),
+            Some(Ingest),
+            "Ingest one event or an array of events",
+            web::post().to(events::post),
+        ),
+        endpoint(
+            "/api/v1/events/ws",
+            "GET",
+            Some(Ingest),
+            "WebSocket: events in, acks out",
+            web::get().to(ws::events),
+        ),
+        endpoint(
+            "/api/v1/notifications/ws",
+            "GET",
+            Some(Read),
+            "WebSocket: live membership changes",
+            web::get().to(ws::notifications),
+        ),
+        endpoint(
+            "/api/v1/users",
+            "GET",
+            Some(Read),
+            "Find the user that owns an identity",
+            web::get().to(users::find),
+        ),
+        endpoint(
+            "/api/v1/users/{user_id}",
+            "GET",
+            Some(Read),
+            "One user",
+            web::get().to(users::get),
+        ),
+        endpoint(
+            "/api/v1/segments",
+            "GET",
+            Some(Read),
+            "List segments",
+            web::get().to(segments::list),
+        ),
+        endpoint(
+            "/api/v1/segments",
+            "POST",
+            Some(Admin),
+            "Create a segment",
+            web::post().to(segments::create),
+        ),
+        endpoint(
+            "/api/v1/segments/validate",
+            "POST",
+            Some(Read),
+            "Check a rule",
             web::post().to(segments::validate),
-        )],
-    ))
-    .service(resource(
-        "/api/v1/segments/{id}",
-        vec![
-            ("GET", Some(Class::Read), web::get().to(segments::get)),
-            ("PUT", Some(Class::Admin), web::put().to(segments::update)),
-            (
-                "DELETE",
-                Some(Class::Admin),
-                web::delete().to(segments::delete),
-            ),
-        ],
-    ))
-    .service(resource(
-        "/api/v1/segments/{id}/members",
-        vec![("GET", Some(Class::Read), web::get().to(segments::members))],
-    ))
-    .service(resource(
-        "/api/v1/segments/{id}/count",
-        vec![("GET", Some(Class::Read), web::get().to(segments::count))],
-    ))
-    .service(resource(
-        "/api/v1/activities",
-        vec![("GET", Some(Class::Read), web::get().to(ops::activities))],
-    ))
-    .service(resource(
-        "/api/v1/admin/clock",
-        vec![
-            ("GET", Some(Class::Read), web::get().to(admin::get)),
-            ("POST", Some(Class::Admin), web::post().to(admin::set)),
-        ],
-    ))
-    .default_service(web::to(not_found));
+        ),
+        endpoint(
+            "/api/v1/segments/{id}",
+            "GET",
+            Some(Read),
+            "One segment",
+            web::get().to(segments::get),
+        ),
+        endpoint(
+            "/api/v1/segments/{id}",
+            "PUT",
+            Some(Admin),
+            "Change a segment",
+            web::put().to(segments::update),
+        ),
+        endpoint(
+            "/api/v1/segments/{id}",
+            "DELETE",
+            Some(Admin),
+            "Delete a segment",
+            web::delete().to(segments::delete),
+        ),
+        endpoint(
+            "/api/v1/segments/{id}/members",
+            "GET",
+            Some(Read),
+            "Members, paginated",
+            web::get().to(segments::members),
+        ),
+        endpoint(
+            "/api/v1/segments/{id}/count",
+            "GET",
+            Some(Read),
+            "Member count",
+            web::get().to(segments::count),
+        ),
+        endpoint(
+            "/api/v1/activities",
+            "GET",
+            Some(Read),
+            "Totals per activity type",
+            web::get().to(ops::activities),
+        ),
+        endpoint(
+            "/api/v1/admin/clock",
+            "GET",
+            Some(Read),
+            "Read the dev clock",
+            web::get().to(admin::get),
+        ),
+        endpoint(
+            "/api/v1/admin/clock",
+            "POST",
+            Some(Admin),
+            "Set the dev clock",
+            web::post().to(admin::set),
+        ),
+        endpoint(
+            "/api/v1/openapi.json",
+            "GET",
+            Some(Read),
+            "This document",
+            web::get().to(super::openapi::get),
+        ),
+    ]
+}
+
+/// Registers every route, one resource per path.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut by_path: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
+    for e in endpoints() {
+        match by_path.iter_mut().find(|(path, _)| *path == e.path) {
+            Some((_, group)) => group.push(e),
+            None => by_path.push((e.path, vec![e])),
+        }
+    }
+    for (path, group) in by_path {
+        cfg.service(resource(path, group));
+    }
+    cfg.default_service(web::to(not_found));
 }
 
 /// Returns the route pattern of a served request, for metric labels (bounded set).
