@@ -358,3 +358,17 @@ async fn the_dev_clock_is_read_set_and_guarded() {
         400
     );
 }
+
+#[actix_rt::test]
+async fn a_node_without_a_cluster_section_is_a_cluster_of_one() {
+    let server = TestServer::start();
+    let cluster = call("GET", &server.url("/api/v1/cluster?user_id=7"), None).await;
+    assert_eq!(cluster.status, 200);
+    assert_eq!(cluster.body["node_id"], "n1");
+    assert_eq!(cluster.body["nodes"][0]["id"], "n1");
+    assert_eq!(cluster.body["nodes"][0]["state"], "up");
+    assert_eq!(cluster.body["owner"], "n1");
+    let openapi = call("GET", &server.url("/api/v1/openapi.json"), None).await;
+    assert_eq!(openapi.body["openapi"], "3.0.3");
+    assert!(openapi.body["paths"]["/api/v1/cluster"]["get"].is_object());
+}

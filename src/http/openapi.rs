@@ -92,7 +92,7 @@ mod tests {
     use super::*;
 
     /// Every route of API.md, as `METHOD path`.
-    const API_MD: [&str; 20] = [
+    const API_MD: [&str; 21] = [
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
@@ -113,6 +113,7 @@ mod tests {
         "GET /api/v1/admin/clock",
         "POST /api/v1/admin/clock",
         "GET /api/v1/openapi.json",
+        "GET /api/v1/cluster",
     ];
 
     #[test]

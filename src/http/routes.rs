@@ -219,6 +219,13 @@ pub fn endpoints() -> Vec<Endpoint> {
             web::post().to(admin::set),
         ),
         endpoint(
+            "/api/v1/cluster",
+            "GET",
+            Some(Read),
+            "The nodes, and the owner of a user",
+            web::get().to(ops::cluster),
+        ),
+        endpoint(
             "/api/v1/openapi.json",
             "GET",
             Some(Read),

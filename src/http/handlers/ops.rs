@@ -2,12 +2,13 @@
 
 use std::sync::atomic::Ordering;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::super::dto::time;
 use super::super::error::ApiError;
 use super::super::state::AppState;
+use super::query;
 
 /// `GET /healthz`
 pub async fn healthz() -> HttpResponse {
@@ -30,6 +31,27 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
+}
+
+/// `GET /api/v1/cluster[?user_id=N]`: without a `[cluster]` section the node is a
+/// cluster of one, and owns every user.
+pub async fn cluster(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = query(&req)?;
+    let node_id = &state.config.server.node_id;
+    let mut body = json!({
+        "node_id": node_id,
+        "nodes": [{"id": node_id, "addr": state.config.server.bind, "state": "up"}],
+    });
+    if let Some(raw) = params.get("user_id") {
+        raw.parse::<u64>().map_err(|_| {
+            ApiError::invalid_request("user_id must be a positive integer", Some("user_id"))
+        })?;
+        body["owner"] = json!(node_id);
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// `GET /api/v1/activities`
