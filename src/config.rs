@@ -171,6 +171,9 @@ pub struct IngestSection {
     pub max_future_secs: u64,
     /// The identity types an event's `id_type` may name.
     pub identity_types: Vec<String>,
+    /// Most messages per second one events WebSocket may send; more are answered with a
+    /// `rate_limited` error and not applied.
+    pub ws_max_messages_per_s: u32,
 }
 
 impl Default for IngestSection {
@@ -182,6 +185,7 @@ impl Default for IngestSection {
             identity_types: ["cookie", "email", "facebook", "device_id", "user_id"]
                 .map(String::from)
                 .to_vec(),
+            ws_max_messages_per_s: 1000,
         }
     }
 }

@@ -179,3 +179,25 @@ async fn subscribers_beyond_the_limit_are_refused() {
         (503, Some("overloaded"))
     );
 }
+
+#[actix_rt::test]
+async fn an_events_socket_over_its_message_rate_is_told_so() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = test_config_for_test(temp.path());
+    config.ingest.ws_max_messages_per_s = 2;
+    let server = TestServer::start_with(config);
+    let mut socket = Socket::connect_for_test(&server.ws_url("/api/v1/events/ws")).await;
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        socket
+            .send_for_test(&event(&format!("r{i}")).to_string())
+            .await;
+        let answer = socket
+            .next_json_for_test(WAIT)
+            .await
+            .expect("an answer per message");
+        codes.push(answer["error"]["code"].as_str().unwrap_or("ack").to_owned());
+    }
+    assert!(codes.iter().any(|c| c == "rate_limited"), "{codes:?}");
+    assert!(codes.iter().any(|c| c == "ack"), "{codes:?}");
+}

@@ -9,6 +9,8 @@ use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::clock::uptime_ms;
+
 use super::body::parse_json;
 use super::dto::notification_json;
 use super::error::ApiError;
@@ -69,6 +71,34 @@ impl Heartbeat {
 
     fn heard(&mut self) {
         self.silent = Duration::ZERO;
+    }
+}
+
+/// Counts messages per wall-clock second on one socket.
+struct MessageRate {
+    limit: u32,
+    second: u64,
+    seen: u32,
+}
+
+impl MessageRate {
+    fn new(limit: u32) -> MessageRate {
+        MessageRate {
+            limit,
+            second: uptime_ms() / 1000,
+            seen: 0,
+        }
+    }
+
+    /// Counts one message; false when this second's budget is spent.
+    fn allow(&mut self) -> bool {
+        let second = uptime_ms() / 1000;
+        if second != self.second {
+            self.second = second;
+            self.seen = 0;
+        }
+        self.seen += 1;
+        self.seen <= self.limit
     }
 }
 
@@ -160,12 +190,20 @@ pub async fn events(
         .aggregate_continuations()
         .max_continuation_size(limit);
     let mut heartbeat = Heartbeat::new(&state);
+    let mut rate = MessageRate::new(state.config.ingest.ws_max_messages_per_s);
     actix_rt::spawn(async move {
         let reason = loop {
             tokio::select! {
                 incoming = stream.recv() => {
                     heartbeat.heard();
                     let answer = match incoming {
+                        Some(Ok(actix_ws::AggregatedMessage::Text(_))) if !rate.allow() => {
+                            ApiError::RateLimited {
+                                message: "too many messages per second on this socket".into(),
+                                retry_after_s: 1,
+                            }
+                            .body_json()
+                        }
                         Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
                             let result = match parse_json(text.as_bytes()) {
                                 Ok(body) => ingest_json(&state, body).await,
