@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::client::{
-    call_for_test as call, stalled_subscriber_for_test, wait_until_for_test, Socket,
-};
+use crate::common::client::{call_for_test as call, stalled_subscriber_for_test, Socket};
 use crate::common::server::{test_config_for_test, TestServer};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -116,11 +114,10 @@ async fn a_slow_subscriber_is_dropped_and_ingestion_goes_on() {
         received += 1;
     }
     assert_eq!(received, 2000, "a reading subscriber gets every change");
-    let dropped = wait_until_for_test(WAIT, || async {
-        crate::common::client::text_for_test(&server.url("/metrics"))
-            .await
-            .contains("uss_notification_dropped_subscribers_total 1")
-    })
+    let dropped = crate::common::client::wait_for_metric_for_test(
+        &server.url("/metrics"),
+        "uss_notification_dropped_subscribers_total 1",
+    )
     .await;
     assert!(dropped, "the slow subscriber was disconnected and counted");
 }
@@ -134,19 +131,13 @@ async fn a_peer_that_never_answers_pings_is_dropped() {
     let server = TestServer::start_with(config);
     let _silent = stalled_subscriber_for_test(server.addr, "/api/v1/notifications/ws");
     let url = server.url("/metrics");
-    let counted = wait_until_for_test(WAIT, || async {
-        crate::common::client::text_for_test(&url)
-            .await
-            .contains("uss_notification_subscribers 1")
-    })
-    .await;
+    let counted =
+        crate::common::client::wait_for_metric_for_test(&url, "uss_notification_subscribers 1")
+            .await;
     assert!(counted, "the subscriber was counted");
-    let dropped = wait_until_for_test(WAIT, || async {
-        crate::common::client::text_for_test(&url)
-            .await
-            .contains("uss_notification_subscribers 0")
-    })
-    .await;
+    let dropped =
+        crate::common::client::wait_for_metric_for_test(&url, "uss_notification_subscribers 0")
+            .await;
     assert!(
         dropped,
         "a silent peer is dropped after its pings go unanswered"
@@ -161,12 +152,9 @@ async fn subscribers_beyond_the_limit_are_refused() {
     let server = TestServer::start_with(config);
     let _first = Socket::connect_for_test(&server.ws_url("/api/v1/notifications/ws")).await;
     let url = server.url("/metrics");
-    let counted = wait_until_for_test(WAIT, || async {
-        crate::common::client::text_for_test(&url)
-            .await
-            .contains("uss_notification_subscribers 1")
-    })
-    .await;
+    let counted =
+        crate::common::client::wait_for_metric_for_test(&url, "uss_notification_subscribers 1")
+            .await;
     assert!(counted);
     let second = awc::Client::new()
         .ws(server.ws_url("/api/v1/notifications/ws"))

@@ -133,3 +133,11 @@ pub fn stalled_subscriber_for_test(addr: std::net::SocketAddr, path: &str) -> st
     );
     stream
 }
+
+/// Waits until the Prometheus text at `url` holds the line `needle` (or 5 s pass).
+pub async fn wait_for_metric_for_test(url: &str, needle: &str) -> bool {
+    wait_until_for_test(Duration::from_secs(5), || async {
+        text_for_test(url).await.contains(needle)
+    })
+    .await
+}
