@@ -1,3 +1,5 @@
+//! Tests of the parser: the RULES.md examples, precedence, spans, errors and limits.
+
 use super::*;
 
 const EXAMPLES: [&str; 6] = [

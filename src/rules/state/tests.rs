@@ -1,3 +1,5 @@
+//! Tests of the user state: ordering, ties, pending events, merges and encoding.
+
 use super::*;
 use crate::domain::{DAY_MS, HOUR_MS};
 
