@@ -372,3 +372,25 @@ async fn a_node_without_a_cluster_section_is_a_cluster_of_one() {
     assert_eq!(openapi.body["openapi"], "3.0.3");
     assert!(openapi.body["paths"]["/api/v1/cluster"]["get"].is_object());
 }
+
+#[actix_rt::test]
+async fn a_future_event_counts_once_it_is_due() {
+    let server = TestServer::start();
+    call("POST", &server.url("/api/v1/admin/clock"), Some(NOW)).await;
+    let soon = event("f1", "signed_up", "2026-11-01T00:02:00Z");
+    assert_eq!(
+        call("POST", &server.url("/api/v1/events"), Some(&soon))
+            .await
+            .status,
+        202
+    );
+    let before = call("GET", &server.url("/api/v1/activities"), None).await;
+    assert_eq!(before.body["activities"], json!([]));
+    let later = r#"{"now": "2026-11-01T00:03:00Z"}"#;
+    call("POST", &server.url("/api/v1/admin/clock"), Some(later)).await;
+    let after = call("GET", &server.url("/api/v1/activities"), None).await;
+    assert_eq!(
+        after.body["activities"],
+        json!([{"activity_type": "signed_up", "count": 1, "last_at": "2026-11-01T00:02:00.000Z"}])
+    );
+}

@@ -159,19 +159,6 @@ impl Registry {
         answer.await.map_err(|_| ActorError::ShuttingDown)?
     }
 
-    /// Returns how many users are in memory.
-    pub fn resident(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| {
-                locked(shard)
-                    .values()
-                    .filter(|slot| matches!(slot, Slot::Active { .. }))
-                    .count()
-            })
-            .sum()
-    }
-
     /// Passivates users idle for `idle`, then the least recently used ones until at most
     /// `max_resident` stay in memory. Returns how many were asked to leave.
     pub fn passivate(&self, idle: Duration, max_resident: usize) -> usize {
@@ -266,7 +253,7 @@ impl Registry {
                             return Ok(nothing_to_do());
                         };
                         let segments = self.shared.catalog.snapshot();
-                        return step(&self.shared, user, &mut record, |record, shared| {
+                        return step(&self.shared, user, &mut record, false, |record, shared| {
                             op.run(record, &segments, shared.clock.now(), shared.retention_ms)
                         });
                     }

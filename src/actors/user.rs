@@ -8,6 +8,7 @@ use actix::{Actor, ActorContext, Context, Handler};
 use tracing::warn;
 
 use crate::clock::Clock;
+use crate::domain::Timestamp;
 use crate::metrics::Metrics;
 use crate::storage::{Store, UserWrite};
 
@@ -63,9 +64,16 @@ impl UserActor {
     /// Runs one step on the actor's record; on a failed save the record is reloaded.
     fn step(
         &mut self,
+        applies_events: bool,
         work: impl FnOnce(&mut UserRecord, &UserContext) -> Effects,
     ) -> Result<Receipt, ActorError> {
-        let result = step(&self.shared, self.id, &mut self.record, work);
+        let result = step(
+            &self.shared,
+            self.id,
+            &mut self.record,
+            applies_events,
+            work,
+        );
         if result.is_err() {
             warn!(user_id = self.id, "failed to save user; reloading it");
             self.record = self
@@ -83,15 +91,21 @@ impl UserActor {
 /// Runs one step on a user's record, persists the record with its timer and membership
 /// changes in one batch, and queues the notifications for after the flush. Used by the
 /// user's actor, and by the registry for users not in memory.
+///
+/// Node-wide activity totals can only change when `work` applies events or a pending
+/// event becomes due; only then are this user's totals compared before and after, so
+/// backfills and timer ticks do not pay for it.
 pub fn step(
     shared: &UserContext,
     id: u64,
     record: &mut UserRecord,
+    applies_events: bool,
     work: impl FnOnce(&mut UserRecord, &UserContext) -> Effects,
 ) -> Result<Receipt, ActorError> {
     let now = shared.clock.now();
     let before_segments = record.segments.clone();
-    let before_totals = activity_summaries(record, now);
+    let has_pending = record.state.next_pending(Timestamp::MIN).is_some();
+    let before_totals = (applies_events || has_pending).then(|| activity_summaries(record, now));
     let old_due = record.next_due;
     let effects = work(record, shared);
     if !effects.dirty && effects.changes.is_empty() && old_due == record.next_due {
@@ -122,9 +136,11 @@ pub fn step(
         shared.metrics.timers_pending.add(delta);
     }
     shared.metrics.rule_evaluations.inc_by(effects.evaluations);
-    shared
-        .totals
-        .adjust(&before_totals, &activity_summaries(record, now));
+    if let Some(before) = before_totals {
+        shared
+            .totals
+            .adjust(&before, &activity_summaries(record, now));
+    }
     let notifications = effects
         .changes
         .into_iter()
@@ -163,7 +179,7 @@ impl Handler<Ingest> for UserActor {
 
     fn handle(&mut self, msg: Ingest, _ctx: &mut Self::Context) {
         let mut applied = 0;
-        let result = self.step(|record, shared| {
+        let result = self.step(true, |record, shared| {
             let segments = shared.catalog.snapshot();
             let effects = record.apply(
                 &msg.events,
@@ -185,7 +201,7 @@ impl Handler<Update> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: Update, _ctx: &mut Self::Context) {
-        let result = self.step(|record, shared| {
+        let result = self.step(false, |record, shared| {
             let segments = shared.catalog.snapshot();
             msg.op
                 .run(record, &segments, shared.clock.now(), shared.retention_ms)
