@@ -7,6 +7,12 @@
 //! - [`domain`]: the pure model (instants, event facts).
 //! - [`rules`]: the rule language — parser, checker, evaluator, user state, and the
 //!   next instant a rule can flip. No I/O.
+//! - [`clock`], [`config`], [`metrics`], [`sync`]: leaves — time, configuration,
+//!   Prometheus metrics, lock helpers.
+//! - [`storage`]: the typed facade over sled.
+//! - [`actors`]: user actors, registry, segment catalog, group commit, timers.
+//! - [`http`]: routes, validation, JSON errors, WebSockets, access control.
+//! - [`server`]: wiring, recovery, graceful stop.
 
 pub mod actors;
 pub mod clock;
@@ -17,3 +23,4 @@ pub mod metrics;
 pub mod rules;
 pub mod server;
 pub mod storage;
+pub mod sync;

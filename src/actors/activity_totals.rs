@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::sync::locked;
+
 use super::view::ActivitySummary;
 
 /// Totals over every user.
@@ -22,10 +24,7 @@ impl ActivityTotals {
         if before == after {
             return;
         }
-        let mut totals = match self.totals.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut totals = locked(&self.totals);
         for (name, now) in after {
             let was = before.get(name).map_or(0, |s| s.count);
             let total = totals.entry(name.clone()).or_insert(ActivitySummary {
@@ -39,10 +38,7 @@ impl ActivityTotals {
 
     /// Returns the totals, ordered by activity type.
     pub fn snapshot(&self) -> Vec<(String, ActivitySummary)> {
-        let totals = match self.totals.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let totals = locked(&self.totals);
         totals.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }

@@ -3,7 +3,7 @@
 //! map to arbiters (one thread each) round-robin, so actors spread over the cores.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::dev::ToEnvelope;
@@ -13,6 +13,7 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::{oneshot, watch};
 
 use crate::clock::uptime_ms;
+use crate::sync::locked;
 
 use super::committer::{nothing_to_do, Receipt};
 use super::messages::{GetView, Passivate, Reply, Update};
@@ -50,13 +51,6 @@ pub struct Registry {
     arbiters: Vec<ArbiterHandle>,
     mailbox_capacity: usize,
     shared: Arc<UserContext>,
-}
-
-fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 impl Registry {

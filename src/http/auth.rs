@@ -14,6 +14,7 @@ use actix_web::{web, Error, HttpRequest};
 
 use crate::clock::uptime_ms;
 use crate::config::{AuthSection, Role};
+use crate::sync::locked;
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -107,10 +108,7 @@ impl Access {
     /// Takes one token from the key's bucket, or says how long to wait.
     fn take_token(&self, index: usize, rate: f64) -> Result<(), u64> {
         let now = uptime_ms();
-        let mut buckets = match self.buckets.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut buckets = locked(&self.buckets);
         let capacity = rate.max(1.0);
         let bucket = buckets.entry(index).or_insert(Bucket {
             tokens: capacity,
