@@ -4,8 +4,8 @@
 //! sets only (route patterns, methods, status classes) — never a user id or rule text.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// The node's metrics, registered once in their own registry.
@@ -38,6 +38,10 @@ pub struct Metrics {
     pub journal_flush_batch_size: Histogram,
     /// HTTP latency by route pattern, method and status class.
     pub http_request_duration: HistogramVec,
+    /// Users absorbed by identity merges.
+    pub identity_merges: IntCounter,
+    /// Identity links refused, by reason (`blocklisted`, `limit_reached`, `too_many_users`).
+    pub identity_links_refused: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -92,7 +96,24 @@ impl Metrics {
         registry
             .register(Box::new(http_request_duration.clone()))
             .expect("metric registered once");
+        let identity_links_refused = IntCounterVec::new(
+            Opts::new(
+                "uss_identity_links_refused_total",
+                "Identity links refused by a guardrail",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(identity_links_refused.clone()))
+            .expect("metric registered once");
         Metrics {
+            identity_merges: counter(
+                r,
+                "uss_identity_merges_total",
+                "Users absorbed by identity merges",
+            ),
+            identity_links_refused,
             events_ingested: counter(r, "uss_events_ingested_total", "Events applied"),
             events_rejected: counter(r, "uss_events_rejected_total", "Events refused as invalid"),
             membership_changes: counter(

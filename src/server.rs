@@ -17,8 +17,8 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 
 use crate::actors::{
-    activity_summaries, ActivityTotals, Catalog, Committer, Hub, Ingestor, Registry,
-    SegmentService, StorageHealth, Timers, UserContext, UserRecord,
+    activity_summaries, ActivityTotals, Catalog, Committer, Hub, IdentityService, Ingestor,
+    Registry, SegmentService, StorageHealth, Timers, UserContext, UserRecord,
 };
 use crate::clock::{Clock, ManualClock, Stopwatch, SystemClock, DEV_CLOCK_KEY};
 use crate::config::Config;
@@ -128,6 +128,7 @@ pub async fn run(
         totals: Arc::clone(&totals),
         retention_ms: limits.max_window_ms,
         health: Arc::clone(&health),
+        identity: config.identity.clone(),
     });
     let registry = Arc::new(Registry::new(
         config.actors.shards,
@@ -176,13 +177,20 @@ pub async fn run(
         actix_rt::spawn(timers.run(Arc::clone(&clock)))
     });
 
+    let identities = Arc::new(IdentityService::new(
+        store.clone(),
+        Arc::clone(&registry),
+        Arc::clone(&clock),
+        config.identity.clone(),
+    ));
     let access = Access::new(&config.auth);
     if access.is_open() {
         warn!("no auth.keys configured: every request is allowed (development only)");
     }
     let state = web::Data::new(AppState {
         access,
-        ingestor: Ingestor::new(store.clone(), Arc::clone(&registry)),
+        ingestor: Ingestor::new(Arc::clone(&registry), Arc::clone(&identities)),
+        identities,
         config: config.clone(),
         store: store.clone(),
         registry,

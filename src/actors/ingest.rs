@@ -1,52 +1,80 @@
-//! The ingestion pipeline: resolve each event's identity to a user, hand each user its
-//! events in order, and wait until every change is durable and pushed.
+//! The ingestion pipeline: link each event's listed identities, resolve its identity to
+//! a user, hand each user its events in order, and wait until every change is durable
+//! and pushed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use crate::storage::Store;
-
+use super::identity::IdentityService;
 use super::messages::Ingest;
 use super::record::Incoming;
 use super::registry::Registry;
 use super::ActorError;
 
+/// How many merges an event may follow to its user before the call gives up (merges
+/// happen one at a time, so more than a few in a row means the user keeps merging).
+const MAX_REDIRECTS: usize = 8;
+
 /// Routes events to user actors.
 pub struct Ingestor {
-    store: Store,
     registry: Arc<Registry>,
+    identities: Arc<IdentityService>,
 }
 
 impl Ingestor {
     /// Creates the pipeline.
-    pub fn new(store: Store, registry: Arc<Registry>) -> Ingestor {
-        Ingestor { store, registry }
+    pub fn new(registry: Arc<Registry>, identities: Arc<IdentityService>) -> Ingestor {
+        Ingestor {
+            registry,
+            identities,
+        }
     }
 
     /// Applies already-validated events; returns once all of them are durable.
     pub async fn ingest(&self, events: Vec<Incoming>) -> Result<usize, ActorError> {
         let count = events.len();
+        let mut links = Vec::new();
+        for incoming in events.iter().filter(|e| !e.links.is_empty()) {
+            let linked = self
+                .identities
+                .link(Some(&incoming.identity), &incoming.links)
+                .await?;
+            links.push(linked.receipt);
+        }
         let mut per_user: BTreeMap<u64, Vec<Incoming>> = BTreeMap::new();
         for incoming in events {
-            let (id_type, id) = &incoming.identity;
-            let (user, _created) = self
-                .store
-                .resolve_identity(id_type, id)
-                .map_err(|e| ActorError::Storage(e.to_string()))?;
+            let user = self.identities.resolve(&incoming.identity)?;
             per_user.entry(user).or_default().push(incoming);
         }
-        let sends = per_user.into_iter().map(|(user, events)| async move {
-            let receipt = self
-                .registry
-                .ask(user, |reply| Ingest { events, reply })
-                .await?;
-            receipt.await.map_err(|_| ActorError::ShuttingDown)?
-        });
+        let sends = per_user
+            .into_iter()
+            .map(|(user, events)| self.deliver(user, events));
         for result in join_all(sends).await {
             result?;
         }
+        for receipt in links {
+            receipt.await.map_err(|_| ActorError::ShuttingDown)??;
+        }
         Ok(count)
+    }
+
+    /// Hands one user its events, following merges that happened since it was resolved
+    /// (an absorbed user's actor applies nothing and names its survivor).
+    async fn deliver(&self, mut user: u64, events: Vec<Incoming>) -> Result<(), ActorError> {
+        let events = Arc::new(events);
+        for _ in 0..MAX_REDIRECTS {
+            let events = Arc::clone(&events);
+            let receipt = self
+                .registry
+                .ask(user, |reply| Ingest { events, reply })
+                .await;
+            match receipt {
+                Err(ActorError::Moved(survivor)) => user = survivor,
+                receipt => return receipt?.await.map_err(|_| ActorError::ShuttingDown)?,
+            }
+        }
+        Err(ActorError::Moved(user))
     }
 }

@@ -6,6 +6,7 @@ use actix::Message;
 use tokio::sync::{oneshot, watch};
 
 use super::committer::Receipt;
+use super::merge_step::{MergeOutcome, MergePlan};
 use super::record::{Incoming, UserOp};
 use super::view::UserView;
 use super::ActorError;
@@ -17,8 +18,8 @@ pub type Reply<T> = oneshot::Sender<Result<T, ActorError>>;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Ingest {
-    /// The events, in arrival order.
-    pub events: Vec<Incoming>,
+    /// The events, in arrival order (shared, so a redirect after a merge copies nothing).
+    pub events: std::sync::Arc<Vec<Incoming>>,
     /// Answers with a receipt that resolves once the events are durable.
     pub reply: Reply<Receipt>,
 }
@@ -47,4 +48,14 @@ pub struct GetView {
 pub struct Passivate {
     /// Told when the actor has stopped.
     pub done: watch::Sender<bool>,
+}
+
+/// Absorb users and link identities (this user is the survivor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Merge {
+    /// What to do.
+    pub plan: MergePlan,
+    /// Answers with what was done and a receipt for it.
+    pub reply: Reply<MergeOutcome>,
 }

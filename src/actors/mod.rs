@@ -16,7 +16,10 @@ mod activity_totals;
 mod catalog;
 mod committer;
 mod hub;
+mod identity;
 mod ingest;
+mod merge;
+mod merge_step;
 mod messages;
 mod record;
 mod registry;
@@ -29,8 +32,11 @@ pub use activity_totals::ActivityTotals;
 pub use catalog::{Catalog, Segment, SegmentDef, Segments};
 pub use committer::{Committer, Receipt, StorageHealth};
 pub use hub::{Hub, Notification};
+pub use identity::{IdentityService, Linked};
 pub use ingest::Ingestor;
-pub use messages::{GetView, Ingest, Passivate, Reply, Update};
+pub use merge::{MergeEntry, MergeLog, Refusal, RefusedLink};
+pub use merge_step::{AbsorbedUser, Claim, MergeOutcome, MergePlan};
+pub use messages::{GetView, Ingest, Merge, Passivate, Reply, Update};
 pub use record::{Change, Identity, Incoming, UserOp, UserRecord, REMEMBERED_EVENT_IDS};
 pub use registry::{mix, Registry};
 pub use segments::{SegmentError, SegmentPatch, SegmentService};
@@ -50,4 +56,7 @@ pub enum ActorError {
     /// Storage failed; nothing was acknowledged.
     #[error("storage failed: {0}")]
     Storage(String),
+    /// The user was absorbed by a merge into this survivor.
+    #[error("user was merged into user {0}")]
+    Moved(u64),
 }

@@ -26,6 +26,8 @@ pub struct Incoming {
     pub event: Event,
     /// The idempotency key, if the sender gave one.
     pub event_id: Option<Box<str>>,
+    /// Other identities of the same person (`identities`), to link.
+    pub links: Vec<Identity>,
 }
 
 /// Everything persisted about one user.
@@ -198,6 +200,23 @@ impl UserRecord {
         effects
     }
 
+    /// Catches up with time, lets `change` alter the record (a merge), then evaluates
+    /// every segment at `now`.
+    pub fn rebuild(
+        &mut self,
+        segments: &Segments,
+        now: Timestamp,
+        retention_ms: i64,
+        change: impl FnOnce(&mut UserRecord),
+    ) -> Effects {
+        let mut effects = Effects::default();
+        self.catch_up(segments, now, retention_ms, &mut effects);
+        change(self);
+        effects.evaluate(self, segments.iter(), now);
+        self.reschedule(segments, now);
+        effects
+    }
+
     /// Leaves a deleted segment.
     pub fn forget(&mut self, id: u64, segments: &Segments, now: Timestamp) -> Effects {
         let mut effects = Effects::default();
@@ -264,6 +283,7 @@ mod tests {
             identity: cookie(id),
             event,
             event_id: event_id.map(Into::into),
+            links: Vec::new(),
         }
     }
 

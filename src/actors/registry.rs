@@ -76,14 +76,25 @@ impl Registry {
         (mix(user) % self.shards.len() as u64) as usize
     }
 
+    /// Loads a user's record; a user with none may have been absorbed by a merge.
+    fn load(&self, user: u64) -> Result<Result<Option<UserRecord>, u64>, ActorError> {
+        let store = &self.shared.store;
+        let storage = |e: crate::storage::StorageError| ActorError::Storage(e.to_string());
+        match store.load_user(user).map_err(storage)? {
+            Some(record) => Ok(Ok(Some(record))),
+            None => Ok(store
+                .merged_into(user)
+                .map_err(storage)?
+                .map_or(Ok(None), Err)),
+        }
+    }
+
     fn start(&self, user: u64, shard: usize) -> Result<Addr<UserActor>, ActorError> {
-        let record: UserRecord = self
-            .shared
-            .store
-            .load_user(user)
-            .map_err(|e| ActorError::Storage(e.to_string()))?
-            .unwrap_or_default();
-        let actor = UserActor::new(user, record, Arc::clone(&self.shared));
+        let shared = Arc::clone(&self.shared);
+        let actor = match self.load(user)? {
+            Ok(record) => UserActor::new(user, record.unwrap_or_default(), shared),
+            Err(survivor) => UserActor::absorbed(user, survivor, shared),
+        };
         let capacity = self.mailbox_capacity;
         Ok(
             match self.arbiters.get(shard % self.arbiters.len().max(1)) {
@@ -209,6 +220,55 @@ fn leave(actors: &mut HashMap<u64, Slot>, user: u64) -> bool {
     true
 }
 
+/// Keeps a user out of memory while a merge absorbs it: messages for it wait until the
+/// hold is dropped, then a fresh actor loads what the merge left (a redirect).
+pub struct Hold {
+    released: watch::Sender<bool>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _nobody_waits = self.released.send(true);
+    }
+}
+
+impl Registry {
+    /// Stops the user's actor (after the messages already in its mailbox) and holds
+    /// every later message until the returned `Hold` is dropped. Its record is then
+    /// complete in storage.
+    pub async fn hold(&self, user: u64) -> Result<Hold, ActorError> {
+        let shard = self.shard_of(user);
+        loop {
+            let (released, held) = watch::channel(false);
+            let hold = Hold { released };
+            let (addr, mut leaving) = {
+                let mut actors = locked(&self.shards[shard]);
+                match actors.get(&user) {
+                    Some(Slot::Leaving(done)) if !finished(done) => (None, done.clone()),
+                    Some(Slot::Active { addr, .. }) if addr.connected() => {
+                        let addr = addr.clone();
+                        actors.insert(user, Slot::Leaving(held));
+                        (Some(addr), watch::channel(true).1)
+                    }
+                    _ => {
+                        actors.insert(user, Slot::Leaving(held));
+                        return Ok(hold);
+                    }
+                }
+            };
+            let Some(addr) = addr else {
+                let _stopped = leaving.wait_for(|done| *done).await;
+                continue;
+            };
+            let (done, mut stopped) = watch::channel(false);
+            if addr.send(Passivate { done }).await.is_ok() {
+                let _stopped = stopped.wait_for(|done| *done).await;
+            }
+            return Ok(hold);
+        }
+    }
+}
+
 /// Users updated at once by `update_each`.
 const FAN_OUT: usize = 256;
 
@@ -238,12 +298,7 @@ impl Registry {
                     }
                     _ => {
                         actors.remove(&user);
-                        let stored: Option<UserRecord> = self
-                            .shared
-                            .store
-                            .load_user(user)
-                            .map_err(|e| ActorError::Storage(e.to_string()))?;
-                        let Some(mut record) = stored else {
+                        let Ok(Some(mut record)) = self.load(user)? else {
                             return Ok(nothing_to_do());
                         };
                         let segments = self.shared.catalog.snapshot();
@@ -269,14 +324,11 @@ impl Registry {
                 actors.get(&user),
                 Some(Slot::Active { .. }) | Some(Slot::Leaving(_))
             ) {
-                let stored: Option<UserRecord> = self
-                    .shared
-                    .store
-                    .load_user(user)
-                    .map_err(|e| ActorError::Storage(e.to_string()))?;
-                return Ok(
-                    stored.map(|record| UserView::of(user, &record, self.shared.clock.now()))
-                );
+                let now = self.shared.clock.now();
+                return match self.load(user)? {
+                    Ok(stored) => Ok(stored.map(|record| UserView::of(user, &record, now))),
+                    Err(survivor) => Err(ActorError::Moved(survivor)),
+                };
             }
         }
         self.ask(user, |reply| GetView { reply }).await.map(Some)

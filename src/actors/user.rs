@@ -16,7 +16,8 @@ use super::activity_totals::ActivityTotals;
 use super::catalog::Catalog;
 use super::committer::{nothing_to_do, Committer, Receipt};
 use super::hub::Notification;
-use super::messages::{GetView, Ingest, Passivate, Reply, Update};
+use super::merge_step::merge_step;
+use super::messages::{GetView, Ingest, Merge, Passivate, Reply, Update};
 use super::record::{Effects, UserRecord};
 use super::view::{activity_summaries, UserView};
 use super::ActorError;
@@ -39,12 +40,16 @@ pub struct UserContext {
     pub retention_ms: i64,
     /// Whether storage writes work.
     pub health: Arc<super::committer::StorageHealth>,
+    /// Guardrails on identity links and merges.
+    pub identity: crate::config::IdentitySection,
 }
 
 /// One user.
 pub struct UserActor {
     id: u64,
     record: UserRecord,
+    /// Set when this user was absorbed by a merge: everything is answered `Moved`.
+    merged_into: Option<u64>,
     shared: Arc<UserContext>,
     /// Set while passivating: told once the actor has stopped.
     leaving: Option<tokio::sync::watch::Sender<bool>>,
@@ -56,9 +61,29 @@ impl UserActor {
         UserActor {
             id,
             record,
+            merged_into: None,
             shared,
             leaving: None,
         }
+    }
+
+    /// Returns the actor for `id`, absorbed into `survivor`: it redirects everything.
+    pub fn absorbed(id: u64, survivor: u64, shared: Arc<UserContext>) -> UserActor {
+        UserActor {
+            merged_into: Some(survivor),
+            ..UserActor::new(id, UserRecord::default(), shared)
+        }
+    }
+
+    fn reload(&mut self) {
+        warn!(user_id = self.id, "failed to save user; reloading it");
+        self.record = self
+            .shared
+            .store
+            .load_user(self.id)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
     }
 
     /// Runs one step on the actor's record; on a failed save the record is reloaded.
@@ -75,14 +100,7 @@ impl UserActor {
             work,
         );
         if result.is_err() {
-            warn!(user_id = self.id, "failed to save user; reloading it");
-            self.record = self
-                .shared
-                .store
-                .load_user(self.id)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+            self.reload();
         }
         result
     }
@@ -178,6 +196,9 @@ impl Handler<Ingest> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: Ingest, _ctx: &mut Self::Context) {
+        if let Some(survivor) = self.merged_into {
+            return answer(msg.reply, Err(ActorError::Moved(survivor)));
+        }
         let mut applied = 0;
         let result = self.step(true, |record, shared| {
             let segments = shared.catalog.snapshot();
@@ -201,6 +222,9 @@ impl Handler<Update> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: Update, _ctx: &mut Self::Context) {
+        if self.merged_into.is_some() {
+            return answer(msg.reply, Ok(nothing_to_do()));
+        }
         let result = self.step(false, |record, shared| {
             let segments = shared.catalog.snapshot();
             msg.op
@@ -214,8 +238,26 @@ impl Handler<GetView> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: GetView, _ctx: &mut Self::Context) {
+        if let Some(survivor) = self.merged_into {
+            return answer(msg.reply, Err(ActorError::Moved(survivor)));
+        }
         let view = UserView::of(self.id, &self.record, self.shared.clock.now());
         answer(msg.reply, Ok(view));
+    }
+}
+
+impl Handler<Merge> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Merge, _ctx: &mut Self::Context) {
+        if let Some(survivor) = self.merged_into {
+            return answer(msg.reply, Err(ActorError::Moved(survivor)));
+        }
+        let result = merge_step(&self.shared, self.id, &mut self.record, msg.plan);
+        if result.is_err() {
+            self.reload();
+        }
+        answer(msg.reply, result);
     }
 }
 

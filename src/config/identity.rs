@@ -35,8 +35,20 @@ impl Default for IdentitySection {
             .collect(),
             default_max_per_type: 100,
             blocklist: [
-                "", "null", "nil", "none", "undefined", "0", "-1", "anonymous", "guest",
-                "unknown", "n/a", "na", "test", "[object object]",
+                "",
+                "null",
+                "nil",
+                "none",
+                "undefined",
+                "0",
+                "-1",
+                "anonymous",
+                "guest",
+                "unknown",
+                "n/a",
+                "na",
+                "test",
+                "[object object]",
             ]
             .map(String::from)
             .to_vec(),

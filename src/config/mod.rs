@@ -16,8 +16,7 @@ mod sections;
 pub use auth::{ApiKey, AuthSection, Role};
 pub use identity::IdentitySection;
 pub use sections::{
-    ActorsSection, IngestSection, NotificationsSection, RulesSection, ServerSection,
-    StorageSection,
+    ActorsSection, IngestSection, NotificationsSection, RulesSection, ServerSection, StorageSection,
 };
 
 /// Why the configuration cannot be used.

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::actors::{Notification, SegmentDef, UserView};
+use crate::actors::{Identity, MergeLog, Notification, RefusedLink, SegmentDef, UserView};
 use crate::domain::{Timestamp, TraitValue};
 
 /// Formats an instant as API.md wants: RFC 3339 UTC with milliseconds.
@@ -48,13 +48,40 @@ fn trait_json(value: &TraitValue) -> Value {
     }
 }
 
+fn identity_json((id_type, id): &Identity) -> Value {
+    json!({"id_type": id_type, "id": id})
+}
+
+/// A refused link: `{"id_type", "id", "reason", "owner", "at"}`.
+pub fn refused_json(link: &RefusedLink) -> Value {
+    let mut body = identity_json(&link.identity);
+    body["reason"] = json!(link.reason.as_str());
+    body["owner"] = json!(link.owner);
+    body["at"] = json!(time(link.at));
+    body
+}
+
+/// Returns the body of `GET /api/v1/users/{id}/merges`.
+pub fn merge_log_json(user_id: u64, log: &MergeLog) -> Value {
+    let merges: Vec<Value> = log
+        .merges
+        .iter()
+        .map(|m| {
+            json!({
+                "at": time(m.at),
+                "survivor": m.survivor,
+                "absorbed": m.absorbed,
+                "identity": identity_json(&m.identity),
+            })
+        })
+        .collect();
+    let refused: Vec<Value> = log.refused.iter().map(refused_json).collect();
+    json!({"user_id": user_id, "merges": merges, "refused": refused})
+}
+
 /// Returns the body of `GET /api/v1/users/{id}`.
 pub fn user_json(view: &UserView) -> Value {
-    let identities: Vec<Value> = view
-        .identities
-        .iter()
-        .map(|(id_type, id)| json!({"id_type": id_type, "id": id}))
-        .collect();
+    let identities: Vec<Value> = view.identities.iter().map(identity_json).collect();
     let traits: Map<String, Value> = view
         .traits
         .iter()

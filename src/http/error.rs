@@ -59,6 +59,9 @@ pub enum ApiError {
     /// The dev clock cannot move backwards while users exist.
     #[error("{0}")]
     ClockBackwards(String),
+    /// Every identity of an identify call was refused.
+    #[error("{0}")]
+    IdentityRefused(String),
     /// A rule does not compile.
     #[error("{message}")]
     InvalidRule {
@@ -110,6 +113,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::ClockBackwards(_) => "clock_backwards",
             ApiError::InvalidRule { .. } => "invalid_rule",
+            ApiError::IdentityRefused(_) => "identity_refused",
             ApiError::Overloaded(_) => "overloaded",
             ApiError::Unavailable(_) => "unavailable",
         }
@@ -138,7 +142,9 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NameTaken(_) | ApiError::ClockBackwards(_) => StatusCode::CONFLICT,
-            ApiError::InvalidRule { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidRule { .. } | ApiError::IdentityRefused(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -203,6 +209,9 @@ impl From<ActorError> for ApiError {
             }
             ActorError::ShuttingDown => ApiError::Unavailable("the node is shutting down".into()),
             ActorError::Storage(m) => ApiError::Unavailable(format!("storage failed: {m}")),
+            ActorError::Moved(survivor) => ApiError::Unavailable(format!(
+                "the user was merged into user {survivor} while the request ran; retry"
+            )),
         }
     }
 }

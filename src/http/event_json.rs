@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::actors::Incoming;
+use crate::actors::{Identity, Incoming};
 use crate::domain::{Event, Timestamp, TraitValue};
 
 use super::error::ApiError;
@@ -146,7 +146,7 @@ fn validate_event(
             ))
         }
     };
-    check_identities(&object, index)?;
+    let links = identities(&object, rules.identity_types, index)?;
     let mut event = Event::new(activity, created_at);
     event.country = optional_string(&object, "country", 128, index)?.map(Into::into);
     event.region = optional_string(&object, "region", 128, index)?.map(Into::into);
@@ -156,6 +156,7 @@ fn validate_event(
         identity: (id_type.to_owned(), id.to_owned()),
         event,
         event_id,
+        links,
     })
 }
 
@@ -180,22 +181,39 @@ fn is_decimal(text: &str) -> bool {
         && fraction.chars().all(|c| c.is_ascii_digit())
 }
 
-fn check_identities(object: &Map<String, Value>, index: Option<usize>) -> Result<(), ApiError> {
+fn identities(
+    object: &Map<String, Value>,
+    identity_types: &[String],
+    index: Option<usize>,
+) -> Result<Vec<Identity>, ApiError> {
     match object.get("identities") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Object(map)) => {
-            for (id_type, id) in map {
-                if !matches!(id, Value::String(s) if !s.is_empty() && s.chars().count() <= 256) {
-                    let field = format!("identities.{id_type}");
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(id_type, id)| {
+                let field = format!("identities.{id_type}");
+                if !identity_types.iter().any(|t| t == id_type) {
                     return Err(bad(
                         &field,
-                        format!("{field} must be a string of 1 to 256 characters"),
+                        format!(
+                            "{id_type} is not an identity type; use one of: {}",
+                            identity_types.join(", ")
+                        ),
                         index,
                     ));
                 }
-            }
-            Ok(())
-        }
+                match id {
+                    Value::String(s) if !s.is_empty() && s.chars().count() <= 256 => {
+                        Ok((id_type.clone(), s.clone()))
+                    }
+                    _ => Err(bad(
+                        &field,
+                        format!("{field} must be a string of 1 to 256 characters"),
+                        index,
+                    )),
+                }
+            })
+            .collect(),
         Some(_) => Err(bad(
             "identities",
             "identities must be an object like {\"email\": \"a@b.com\"}",
@@ -282,6 +300,14 @@ mod tests {
         let events = validate_body(event(), &rules(&types)).unwrap();
         assert_eq!(events[0].identity, ("cookie".to_owned(), "c1".to_owned()));
         assert_eq!(&*events[0].event.activity_type, "page_viewed");
+        assert!(events[0].links.is_empty());
+        let mut linked = event();
+        linked["identities"] = json!({"cookie": "c2"});
+        let events = validate_body(linked, &rules(&types)).unwrap();
+        assert_eq!(
+            events[0].links,
+            vec![("cookie".to_owned(), "c2".to_owned())]
+        );
     }
 
     #[test]
@@ -304,6 +330,11 @@ mod tests {
             ("region", json!(3), "region"),
             ("traits", json!({"plan": {"nested": 1}}), "traits.plan"),
             ("identities", json!({"email": 3}), "identities.email"),
+            (
+                "identities",
+                json!({"passport": "x"}),
+                "identities.passport",
+            ),
             ("event_id", json!(5), "event_id"),
         ];
         for (key, value, field) in cases {

@@ -17,6 +17,12 @@ fn operation(path: &str, method: &str, class: Option<Class>, summary: &str) -> V
         _ => "200",
     };
     responses.insert(ok.into(), json!({"description": summary}));
+    if path.starts_with("/api/v1/users/{user_id}") {
+        responses.insert(
+            "301".into(),
+            json!({"description": "the user was merged into another; Location names it"}),
+        );
+    }
     let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     let mut codes = vec!["400", "404", "405", "503"];
     if class.is_some() {
@@ -91,8 +97,9 @@ pub async fn get() -> HttpResponse {
 mod tests {
     use super::*;
 
-    /// Every route of API.md, as `METHOD path`.
-    const API_MD: [&str; 21] = [
+    /// Every route of API.md (and the merge log the identity issue adds), as
+    /// `METHOD path`.
+    const API_MD: [&str; 23] = [
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
@@ -101,6 +108,8 @@ mod tests {
         "GET /api/v1/notifications/ws",
         "GET /api/v1/users",
         "GET /api/v1/users/{user_id}",
+        "POST /api/v1/identify",
+        "GET /api/v1/users/{user_id}/merges",
         "GET /api/v1/segments",
         "POST /api/v1/segments",
         "POST /api/v1/segments/validate",

@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::auth::{self, check_any_key, Class};
 use super::error::ApiError;
-use super::handlers::{admin, events, ops, segments, users};
+use super::handlers::{admin, events, identify, ops, segments, users};
 use super::ws;
 
 /// A route guarded by the key class it needs.
@@ -128,6 +128,13 @@ pub fn endpoints() -> Vec<Endpoint> {
             web::get().to(ws::notifications),
         ),
         endpoint(
+            "/api/v1/identify",
+            "POST",
+            Some(Ingest),
+            "Say that several identities are one person (merges their users)",
+            web::post().to(identify::post),
+        ),
+        endpoint(
             "/api/v1/users",
             "GET",
             Some(Read),
@@ -140,6 +147,13 @@ pub fn endpoints() -> Vec<Endpoint> {
             Some(Read),
             "One user",
             web::get().to(users::get),
+        ),
+        endpoint(
+            "/api/v1/users/{user_id}/merges",
+            "GET",
+            Some(Read),
+            "The merges that formed a user, and links refused for it",
+            web::get().to(users::merges),
         ),
         endpoint(
             "/api/v1/segments",

@@ -4,7 +4,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::actors::{
-    ActivityTotals, Catalog, Hub, Ingestor, Registry, SegmentService, StorageHealth, Timers,
+    ActivityTotals, Catalog, Hub, IdentityService, Ingestor, Registry, SegmentService,
+    StorageHealth, Timers,
 };
 use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The ingestion pipeline.
     pub ingestor: Ingestor,
+    /// Identity links and merges.
+    pub identities: Arc<IdentityService>,
     /// Segment lifecycle.
     pub segments: Arc<SegmentService>,
     /// The segments.

@@ -9,6 +9,8 @@
 //! | `m` | segment id, user id | empty: segment membership |
 //! | `s` | segment id | segment definition (codec) |
 //! | `c` | name | node metadata (dev clock, counters) |
+//! | `a` | absorbed user id | survivor user id (u64 BE): the user it was merged into |
+//! | `l` | user id | merge log (codec) |
 
 use crate::domain::Timestamp;
 
@@ -18,6 +20,8 @@ pub(crate) const TIMER: u8 = b't';
 pub(crate) const MEMBER: u8 = b'm';
 pub(crate) const SEGMENT: u8 = b's';
 pub(crate) const META: u8 = b'c';
+pub(crate) const ABSORBED: u8 = b'a';
+pub(crate) const MERGE_LOG: u8 = b'l';
 
 pub(crate) fn identity(id_type: &str, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(2 + id_type.len() + id.len());

@@ -9,9 +9,11 @@
 //! Must not know about HTTP or actors.
 
 mod codec;
+mod identities;
 mod keys;
 mod store;
 
+pub use identities::Absorbed;
 pub use store::{Store, UserWrite};
 
 /// Why a storage operation failed.

@@ -14,8 +14,8 @@ use super::StorageError;
 /// The node's persistent store.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    tree: sled::Tree,
+    pub(super) db: sled::Db,
+    pub(super) tree: sled::Tree,
 }
 
 /// What changes besides the record when a user is saved.
@@ -31,8 +31,33 @@ pub struct UserWrite {
     pub left: Vec<u64>,
 }
 
-fn key_suffix(key: &[u8], offset: usize) -> Result<u64, StorageError> {
+pub(super) fn key_suffix(key: &[u8], offset: usize) -> Result<u64, StorageError> {
     keys::u64_at(key, offset).ok_or_else(|| StorageError::Decode("short key".into()))
+}
+
+/// Adds a user's record, timer move and membership changes to `batch`.
+pub(super) fn user_batch<T: Serialize>(
+    batch: &mut sled::Batch,
+    user: u64,
+    record: &T,
+    write: &UserWrite,
+) -> Result<(), StorageError> {
+    batch.insert(&keys::with_id(USER, user), encode(record)?);
+    if write.old_due != write.new_due {
+        if let Some(old) = write.old_due {
+            batch.remove(&keys::timer(old, user));
+        }
+        if let Some(new) = write.new_due {
+            batch.insert(&keys::timer(new, user), &[]);
+        }
+    }
+    for segment in &write.joined {
+        batch.insert(&keys::pair(MEMBER, *segment, user), &[]);
+    }
+    for segment in &write.left {
+        batch.remove(&keys::pair(MEMBER, *segment, user));
+    }
+    Ok(())
 }
 
 impl Store {
@@ -49,35 +74,6 @@ impl Store {
     /// Makes every write so far durable; returns the bytes flushed.
     pub async fn flush(&self) -> Result<usize, StorageError> {
         Ok(self.db.flush_async().await?)
-    }
-
-    /// Returns the user that owns identity `(id_type, id)`, if any.
-    pub fn user_for_identity(&self, id_type: &str, id: &str) -> Result<Option<u64>, StorageError> {
-        let value = self.tree.get(keys::identity(id_type, id))?;
-        value.map(|v| key_suffix(&v, 0)).transpose()
-    }
-
-    /// Returns the user that owns the identity, creating one if none does; the flag says
-    /// whether it was created. Safe under concurrent calls for the same identity.
-    pub fn resolve_identity(&self, id_type: &str, id: &str) -> Result<(u64, bool), StorageError> {
-        let key = keys::identity(id_type, id);
-        if let Some(existing) = self.tree.get(&key)? {
-            return Ok((key_suffix(&existing, 0)?, false));
-        }
-        let fresh = self.db.generate_id()? + 1;
-        match self.tree.compare_and_swap(
-            &key,
-            None as Option<&[u8]>,
-            Some(&fresh.to_be_bytes()[..]),
-        )? {
-            Ok(()) => Ok((fresh, true)),
-            Err(conflict) => {
-                let winner = conflict
-                    .current
-                    .ok_or_else(|| StorageError::Decode("identity vanished".into()))?;
-                Ok((key_suffix(&winner, 0)?, false))
-            }
-        }
     }
 
     /// Loads a user record.
@@ -109,21 +105,7 @@ impl Store {
         write: &UserWrite,
     ) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        batch.insert(&keys::with_id(USER, user), encode(record)?);
-        if write.old_due != write.new_due {
-            if let Some(old) = write.old_due {
-                batch.remove(&keys::timer(old, user));
-            }
-            if let Some(new) = write.new_due {
-                batch.insert(&keys::timer(new, user), &[]);
-            }
-        }
-        for segment in &write.joined {
-            batch.insert(&keys::pair(MEMBER, *segment, user), &[]);
-        }
-        for segment in &write.left {
-            batch.remove(&keys::pair(MEMBER, *segment, user));
-        }
+        user_batch(&mut batch, user, record, write)?;
         self.tree.apply_batch(batch)?;
         Ok(())
     }
@@ -238,25 +220,13 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    pub(crate) fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 24).unwrap();
         (dir, store)
-    }
-
-    #[test]
-    fn identities_resolve_to_one_user_each() {
-        let (_dir, store) = store();
-        let (a, created) = store.resolve_identity("cookie", "c1").unwrap();
-        assert!(created);
-        assert_eq!(store.resolve_identity("cookie", "c1").unwrap(), (a, false));
-        let (b, _) = store.resolve_identity("email", "c1").unwrap();
-        assert_ne!(a, b);
-        assert_eq!(store.user_for_identity("cookie", "c1").unwrap(), Some(a));
-        assert_eq!(store.user_for_identity("cookie", "zz").unwrap(), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod events;
+pub mod identify;
 pub mod ops;
 pub mod segments;
 pub mod users;

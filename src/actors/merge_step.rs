@@ -1,0 +1,251 @@
+//! The survivor's side of a merge, run by its actor: check the per-type limits, take in
+//! the absorbed users and the newly linked identities, re-evaluate every segment, and
+//! persist it all in one atomic batch before the notifications are queued.
+
+use std::collections::BTreeMap;
+
+use crate::storage::{Absorbed, StorageError};
+
+use super::committer::{nothing_to_do, Receipt};
+use super::hub::Notification;
+use super::merge::{within_limits, MergeEntry, MergeLog, Refusal, RefusedLink};
+use super::record::{Identity, UserRecord};
+use super::user::UserContext;
+use super::view::{activity_summaries, ActivitySummary};
+use super::ActorError;
+
+/// A user to absorb, taken out of memory by the coordinator.
+#[derive(Debug)]
+pub struct AbsorbedUser {
+    /// Its id.
+    pub user: u64,
+    /// Its record (its known identities included).
+    pub record: UserRecord,
+    /// Its merge log.
+    pub log: MergeLog,
+    /// The listed identity it owned.
+    pub cause: Identity,
+}
+
+/// An identity to link to the survivor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The identity.
+    pub identity: Identity,
+    /// Who the index says owns it now: nobody, the survivor, or an absorbed user.
+    pub owner: Option<u64>,
+}
+
+/// What the coordinator asks the survivor to do.
+#[derive(Debug, Default)]
+pub struct MergePlan {
+    /// Users to absorb, ascending.
+    pub absorbed: Vec<AbsorbedUser>,
+    /// Identities to link.
+    pub claims: Vec<Claim>,
+    /// Links already refused (blocklist, too many users), to log.
+    pub refused: Vec<RefusedLink>,
+}
+
+/// What a merge did.
+#[derive(Debug)]
+pub struct MergeOutcome {
+    /// Users absorbed.
+    pub merged: Vec<u64>,
+    /// Links refused, including the plan's.
+    pub refused: Vec<RefusedLink>,
+    /// Claims lost to a concurrent new user: the coordinator plans again.
+    pub conflicts: usize,
+    /// Resolves once the merge is durable and pushed.
+    pub receipt: Receipt,
+}
+
+fn storage(e: StorageError) -> ActorError {
+    ActorError::Storage(e.to_string())
+}
+
+/// Per-activity totals of several users together.
+fn combined(
+    parts: impl IntoIterator<Item = BTreeMap<String, ActivitySummary>>,
+) -> BTreeMap<String, ActivitySummary> {
+    let mut all: BTreeMap<String, ActivitySummary> = BTreeMap::new();
+    for part in parts {
+        for (name, summary) in part {
+            let total = all.entry(name).or_insert(ActivitySummary {
+                count: 0,
+                last_at: None,
+            });
+            total.count += summary.count;
+            total.last_at = total.last_at.max(summary.last_at);
+        }
+    }
+    all
+}
+
+/// Runs `plan` on the survivor `id` whose record is `record`.
+pub fn merge_step(
+    shared: &UserContext,
+    id: u64,
+    record: &mut UserRecord,
+    plan: MergePlan,
+) -> Result<MergeOutcome, ActorError> {
+    let now = shared.clock.now();
+    let limits = &shared.identity;
+    let mut log: MergeLog = shared
+        .store
+        .merge_log(id)
+        .map_err(storage)?
+        .unwrap_or_default();
+    let mut refused = plan.refused;
+    let mut held = record.identities.clone();
+    let mut accepted = Vec::new();
+    for absorbed in plan.absorbed {
+        if within_limits(&held, &absorbed.record.identities, limits) {
+            for identity in &absorbed.record.identities {
+                if !held.contains(identity) {
+                    held.push(identity.clone());
+                }
+            }
+            accepted.push(absorbed);
+        } else {
+            refused.push(RefusedLink {
+                at: now,
+                identity: absorbed.cause,
+                reason: Refusal::LimitReached,
+                owner: Some(absorbed.user),
+            });
+        }
+    }
+    let mut claimed = Vec::new();
+    let mut conflicts = 0;
+    for claim in plan.claims {
+        if record.identities.contains(&claim.identity) {
+            continue;
+        }
+        if !within_limits(&held, std::slice::from_ref(&claim.identity), limits) {
+            refused.push(RefusedLink {
+                at: now,
+                identity: claim.identity,
+                reason: Refusal::LimitReached,
+                owner: claim.owner.filter(|owner| *owner != id),
+            });
+            continue;
+        }
+        let (id_type, value) = &claim.identity;
+        if shared
+            .store
+            .claim_identity(id_type, value, claim.owner, id)
+            .map_err(storage)?
+        {
+            held.push(claim.identity.clone());
+            claimed.push(claim.identity);
+        } else {
+            conflicts += 1;
+        }
+    }
+    let mut log_changed = false;
+    for link in &refused {
+        shared
+            .metrics
+            .identity_links_refused
+            .with_label_values(&[link.reason.as_str()])
+            .inc();
+        log_changed |= log.refuse(link.clone(), limits.max_logged_refusals);
+    }
+    if accepted.is_empty() && claimed.is_empty() {
+        let receipt = if log_changed {
+            shared.store.save_merge_log(id, &log).map_err(storage)?;
+            shared.committer.submit(Vec::new())
+        } else {
+            nothing_to_do()
+        };
+        return Ok(MergeOutcome {
+            merged: Vec::new(),
+            refused,
+            conflicts,
+            receipt,
+        });
+    }
+
+    let before_segments = record.segments.clone();
+    let old_due = record.next_due;
+    let before_totals = combined(
+        std::iter::once(activity_summaries(record, now))
+            .chain(accepted.iter().map(|a| activity_summaries(&a.record, now))),
+    );
+    let mut notifications = Vec::new();
+    let mut removed = Vec::new();
+    for absorbed in &accepted {
+        log.merges.push(MergeEntry {
+            at: now,
+            survivor: id,
+            absorbed: absorbed.user,
+            identity: absorbed.cause.clone(),
+        });
+        removed.push(Absorbed {
+            user: absorbed.user,
+            due: absorbed.record.next_due,
+            segments: absorbed.record.segments.iter().copied().collect(),
+            identities: absorbed.record.identities.clone(),
+            earlier: absorbed.log.absorbed_users(),
+        });
+        notifications.push(Notification {
+            user_id: absorbed.user,
+            in_segments: Vec::new(),
+            out_segments: absorbed.record.segments.iter().copied().collect(),
+            at: now,
+            merged_into: Some(id),
+        });
+    }
+    let merged: Vec<u64> = accepted.iter().map(|a| a.user).collect();
+    let segments = shared.catalog.snapshot();
+    let keep = limits.max_logged_refusals;
+    let effects = record.rebuild(&segments, now, shared.retention_ms, |record| {
+        record.identities.extend(claimed);
+        for absorbed in accepted {
+            log.absorb(absorbed.log, keep);
+            record.absorb(absorbed.record, now, shared.retention_ms);
+        }
+    });
+    let write = crate::storage::UserWrite {
+        old_due,
+        new_due: record.next_due,
+        joined: record
+            .segments
+            .difference(&before_segments)
+            .copied()
+            .collect(),
+        left: before_segments
+            .difference(&record.segments)
+            .copied()
+            .collect(),
+    };
+    let saved = shared.store.save_merge(id, record, &write, &removed, &log);
+    shared.health.record(saved.is_ok());
+    saved.map_err(storage)?;
+
+    let timers_before =
+        i64::from(old_due.is_some()) + removed.iter().filter(|r| r.due.is_some()).count() as i64;
+    shared
+        .metrics
+        .timers_pending
+        .add(i64::from(record.next_due.is_some()) - timers_before);
+    shared.metrics.rule_evaluations.inc_by(effects.evaluations);
+    shared.metrics.identity_merges.inc_by(merged.len() as u64);
+    shared
+        .totals
+        .adjust(&before_totals, &activity_summaries(record, now));
+    notifications.extend(effects.changes.into_iter().map(|change| Notification {
+        user_id: id,
+        in_segments: change.entered,
+        out_segments: change.left,
+        at: change.at,
+        merged_into: None,
+    }));
+    Ok(MergeOutcome {
+        merged,
+        refused,
+        conflicts,
+        receipt: shared.committer.submit(notifications),
+    })
+}

@@ -1,0 +1,205 @@
+//! Identities and merges: the identity index, claims of new identities, the records of
+//! absorbed users (each redirects to its survivor) and per-user merge logs. A merge is
+//! one atomic batch, so a crash leaves the state before or after it, never half.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::domain::Timestamp;
+
+use super::codec::{decode, encode};
+use super::keys::{self, ABSORBED, MEMBER, MERGE_LOG, USER};
+use super::store::{key_suffix, user_batch, Store, UserWrite};
+use super::StorageError;
+
+/// A user absorbed by a merge: what the batch removes of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Absorbed {
+    /// The absorbed user.
+    pub user: u64,
+    /// Its pending timer, removed.
+    pub due: Option<Timestamp>,
+    /// The segments it was in, left.
+    pub segments: Vec<u64>,
+    /// Its identities, which now resolve to the survivor.
+    pub identities: Vec<(String, String)>,
+    /// Users it had absorbed earlier: they now redirect to the survivor too.
+    pub earlier: Vec<u64>,
+}
+
+impl Store {
+    /// Returns the user that owns identity `(id_type, id)`, if any.
+    pub fn user_for_identity(&self, id_type: &str, id: &str) -> Result<Option<u64>, StorageError> {
+        let value = self.tree.get(keys::identity(id_type, id))?;
+        value.map(|v| key_suffix(&v, 0)).transpose()
+    }
+
+    /// Returns the user that owns the identity, creating one if none does; the flag says
+    /// whether it was created. Safe under concurrent calls for the same identity.
+    pub fn resolve_identity(&self, id_type: &str, id: &str) -> Result<(u64, bool), StorageError> {
+        let key = keys::identity(id_type, id);
+        if let Some(existing) = self.tree.get(&key)? {
+            return Ok((key_suffix(&existing, 0)?, false));
+        }
+        let fresh = self.db.generate_id()? + 1;
+        match self.tree.compare_and_swap(
+            &key,
+            None as Option<&[u8]>,
+            Some(&fresh.to_be_bytes()[..]),
+        )? {
+            Ok(()) => Ok((fresh, true)),
+            Err(conflict) => {
+                let winner = conflict
+                    .current
+                    .ok_or_else(|| StorageError::Decode("identity vanished".into()))?;
+                Ok((key_suffix(&winner, 0)?, false))
+            }
+        }
+    }
+
+    /// Gives identity `(id_type, id)` to `user` if its owner is still `expected` (none, or
+    /// an absorbed user whose redirect it is); returns whether `user` owns it now.
+    pub fn claim_identity(
+        &self,
+        id_type: &str,
+        id: &str,
+        expected: Option<u64>,
+        user: u64,
+    ) -> Result<bool, StorageError> {
+        let key = keys::identity(id_type, id);
+        let expected = expected.map(u64::to_be_bytes);
+        match self.tree.compare_and_swap(
+            &key,
+            expected.as_ref().map(|e| &e[..]),
+            Some(&user.to_be_bytes()[..]),
+        )? {
+            Ok(()) => Ok(true),
+            Err(conflict) => Ok(conflict
+                .current
+                .is_some_and(|owner| key_suffix(&owner, 0).ok() == Some(user))),
+        }
+    }
+
+    /// Returns the user that `user` was merged into, if it was absorbed (always the
+    /// final survivor of a chain).
+    pub fn merged_into(&self, user: u64) -> Result<Option<u64>, StorageError> {
+        let value = self.tree.get(keys::with_id(ABSORBED, user))?;
+        value.map(|v| key_suffix(&v, 0)).transpose()
+    }
+
+    /// Loads a user's merge log.
+    pub fn merge_log<T: DeserializeOwned>(&self, user: u64) -> Result<Option<T>, StorageError> {
+        self.tree
+            .get(keys::with_id(MERGE_LOG, user))?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Saves a user's merge log alone (links refused, nothing merged).
+    pub fn save_merge_log<T: Serialize>(&self, user: u64, log: &T) -> Result<(), StorageError> {
+        self.tree
+            .insert(keys::with_id(MERGE_LOG, user), encode(log)?)?;
+        Ok(())
+    }
+
+    /// Saves a merge in one atomic batch: the survivor's record, timer, membership and
+    /// log; each absorbed user's record, timer, membership and log removed, its id and
+    /// every id it had absorbed redirected to the survivor, and its identities pointed
+    /// at the survivor.
+    pub fn save_merge<R: Serialize, L: Serialize>(
+        &self,
+        survivor: u64,
+        record: &R,
+        write: &UserWrite,
+        absorbed: &[Absorbed],
+        log: &L,
+    ) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        user_batch(&mut batch, survivor, record, write)?;
+        batch.insert(&keys::with_id(MERGE_LOG, survivor), encode(log)?);
+        let target = survivor.to_be_bytes();
+        for gone in absorbed {
+            batch.remove(&keys::with_id(USER, gone.user));
+            batch.remove(&keys::with_id(MERGE_LOG, gone.user));
+            if let Some(due) = gone.due {
+                batch.remove(&keys::timer(due, gone.user));
+            }
+            for segment in &gone.segments {
+                batch.remove(&keys::pair(MEMBER, *segment, gone.user));
+            }
+            for (id_type, id) in &gone.identities {
+                batch.insert(keys::identity(id_type, id), &target[..]);
+            }
+            for user in std::iter::once(&gone.user).chain(&gone.earlier) {
+                batch.insert(&keys::with_id(ABSORBED, *user), &target[..]);
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::store::tests::store;
+    use super::*;
+
+    #[test]
+    fn identities_resolve_to_one_user_each() {
+        let (_dir, store) = store();
+        let (a, created) = store.resolve_identity("cookie", "c1").unwrap();
+        assert!(created);
+        assert_eq!(store.resolve_identity("cookie", "c1").unwrap(), (a, false));
+        let (b, _) = store.resolve_identity("email", "c1").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(store.user_for_identity("cookie", "c1").unwrap(), Some(a));
+        assert_eq!(store.user_for_identity("cookie", "zz").unwrap(), None);
+    }
+
+    #[test]
+    fn a_merge_moves_everything_at_once() {
+        let (_dir, store) = store();
+        let t = Timestamp::from_millis;
+        let (a, _) = store.resolve_identity("cookie", "a").unwrap();
+        let (b, _) = store.resolve_identity("cookie", "b").unwrap();
+        let joined = UserWrite {
+            new_due: Some(t(5)),
+            joined: vec![3],
+            ..UserWrite::default()
+        };
+        store.save_user(b, &"b", &joined).unwrap();
+        store.save_merge_log(b, &"log b").unwrap();
+        let gone = Absorbed {
+            user: b,
+            due: Some(t(5)),
+            segments: vec![3],
+            identities: vec![("cookie".into(), "b".into())],
+            earlier: vec![99],
+        };
+        store
+            .save_merge(a, &"a+b", &UserWrite::default(), &[gone], &"log a")
+            .unwrap();
+        assert_eq!(store.user_for_identity("cookie", "b").unwrap(), Some(a));
+        assert_eq!(store.merged_into(b).unwrap(), Some(a));
+        assert_eq!(store.merged_into(99).unwrap(), Some(a));
+        assert_eq!(store.merged_into(a).unwrap(), None);
+        assert_eq!(store.load_user::<String>(b).unwrap(), None);
+        assert_eq!(store.merge_log::<String>(b).unwrap(), None);
+        assert_eq!(
+            store.merge_log::<String>(a).unwrap().as_deref(),
+            Some("log a")
+        );
+        assert_eq!(store.due_timers(t(10)).unwrap(), vec![]);
+        assert_eq!(store.members(3, None, 10).unwrap(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_claim_takes_only_an_unowned_identity() {
+        let (_dir, store) = store();
+        assert!(store.claim_identity("email", "e", None, 4).unwrap());
+        assert!(store.claim_identity("email", "e", None, 4).unwrap());
+        assert!(!store.claim_identity("email", "e", None, 5).unwrap());
+        assert!(store.claim_identity("email", "e", Some(4), 5).unwrap());
+        assert_eq!(store.user_for_identity("email", "e").unwrap(), Some(5));
+    }
+}
