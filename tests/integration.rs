@@ -7,6 +7,7 @@ mod server_access;
 mod server_api;
 mod server_crash;
 mod server_fixtures;
+mod server_identity;
 mod server_overload;
 mod server_passivation;
 mod server_segments;

@@ -175,8 +175,9 @@ pub fn merge_step(
     );
     let mut notifications = Vec::new();
     let mut removed = Vec::new();
+    let mut entries = Vec::new();
     for absorbed in &accepted {
-        log.merges.push(MergeEntry {
+        entries.push(MergeEntry {
             at: now,
             survivor: id,
             absorbed: absorbed.user,
@@ -207,6 +208,8 @@ pub fn merge_step(
             record.absorb(absorbed.record, now, shared.retention_ms);
         }
     });
+    // After the absorbed users' own histories, so that a chain reads in order.
+    log.merges.extend(entries);
     let write = crate::storage::UserWrite {
         old_due,
         new_due: record.next_due,

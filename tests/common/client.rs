@@ -11,6 +11,7 @@ use serde_json::Value;
 pub struct Answer {
     pub status: u16,
     pub allow: Option<String>,
+    pub location: Option<String>,
     pub body: Value,
 }
 
@@ -18,6 +19,7 @@ pub struct Answer {
 pub async fn call_for_test(method: &str, url: &str, body: Option<&str>) -> Answer {
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
+        .disable_redirects()
         .finish();
     let request = client
         .request(method.parse().expect("method"), url)
@@ -28,13 +30,17 @@ pub async fn call_for_test(method: &str, url: &str, body: Option<&str>) -> Answe
     }
     .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let bytes = response.body().limit(64 << 20).await.expect("body");
-    let allow = response
-        .headers()
-        .get("allow")
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+    };
+    let (allow, location) = (header("allow"), header("location"));
     Answer {
         status: response.status().as_u16(),
         allow,
+        location,
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     }
 }
