@@ -1,6 +1,7 @@
 //! Black-box tests of USS, one binary with a module per feature.
 
 mod common;
+mod identity_model;
 mod rules_fixtures;
 mod rules_model;
 mod server_access;

@@ -119,7 +119,7 @@ pub fn merge_step(
     let mut claimed = Vec::new();
     let mut conflicts = 0;
     for claim in plan.claims {
-        if record.identities.contains(&claim.identity) {
+        if held.contains(&claim.identity) {
             continue;
         }
         if !within_limits(&held, std::slice::from_ref(&claim.identity), limits) {
