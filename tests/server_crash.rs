@@ -1,6 +1,7 @@
 //! Crash safety: the real binary is killed with SIGKILL at random moments under
 //! concurrent ingestion; after each restart the unacknowledged batches are sent again
-//! (same `event_id`s), and in the end every event is counted exactly once.
+//! (same `event_id`s), and in the end every event is counted exactly once. The same
+//! kills during a tree of identity merges leave each merge whole or undone.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -143,6 +144,97 @@ async fn killed_nodes_lose_no_acknowledged_event() {
             "user crash-{user}"
         );
     }
+    let mut child = node.child;
+    child.kill().expect("stop");
+    let _ = child.wait();
+}
+
+/// Sends identify calls in order until one is not acknowledged; returns the rest.
+async fn identify_all(base: &str, pairs: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .finish();
+    for (done, (a, b)) in pairs.iter().enumerate() {
+        let body = json!({"identities": [
+            {"id_type": "cookie", "id": format!("merge-{a}")},
+            {"id_type": "cookie", "id": format!("merge-{b}")}
+        ]})
+        .to_string();
+        let acked = client
+            .post(format!("{base}/api/v1/identify"))
+            .send_body(body)
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200);
+        if !acked {
+            return pairs[done..].to_vec();
+        }
+    }
+    Vec::new()
+}
+
+#[actix_rt::test]
+async fn killed_nodes_leave_each_merge_whole_or_undone() {
+    const USERS: usize = 64;
+    let temp = tempfile::tempdir().expect("temp dir");
+    let node = start(temp.path()).await;
+    let events: Vec<_> = (0..USERS)
+        .map(|user| json!({"id": format!("merge-{user}"), "id_type": "cookie", "payload": {"activity_type": "page_viewed"}}))
+        .collect();
+    let body = serde_json::Value::Array(events).to_string();
+    let created = call("POST", &format!("{}/api/v1/events", node.base), Some(&body)).await;
+    assert_eq!(created.status, 202);
+    let mut child = node.child;
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+
+    // A binary tree of merges: pairs, then pairs of pairs, so absorbed users carry
+    // earlier merges (chains).
+    let mut pending: Vec<(usize, usize)> = Vec::new();
+    let mut step = 1;
+    while step < USERS {
+        pending.extend((0..USERS).step_by(2 * step).map(|a| (a + step, a)));
+        step *= 2;
+    }
+    let mut interrupted = 0;
+    for round in 0..4u64 {
+        let mut node = start(temp.path()).await;
+        let calls = identify_all(&node.base, std::mem::take(&mut pending));
+        let killer = async {
+            tokio::time::sleep(Duration::from_millis(40 + 53 * round)).await;
+            node.child.kill().expect("kill -9");
+        };
+        let (left, ()) = tokio::join!(calls, killer);
+        let _ = node.child.wait();
+        interrupted += usize::from(!left.is_empty());
+        pending = left;
+    }
+    assert!(interrupted > 0, "the kills landed during merges");
+    let node = start(temp.path()).await;
+    assert!(identify_all(&node.base, pending).await.is_empty());
+
+    let mut users = std::collections::BTreeSet::new();
+    for user in 0..USERS {
+        let answer = call(
+            "GET",
+            &format!("{}/api/v1/users?clientRefId=merge-{user}", node.base),
+            None,
+        )
+        .await;
+        assert_eq!(answer.status, 200);
+        users.insert(answer.body["user_id"].as_u64().expect("user_id"));
+        if user == 0 {
+            assert_eq!(
+                answer.body["activities"]["page_viewed"]["count"].as_u64(),
+                Some(USERS as u64),
+                "every user's event, once"
+            );
+            assert_eq!(
+                answer.body["identities"].as_array().map(Vec::len),
+                Some(USERS)
+            );
+        }
+    }
+    assert_eq!(users.len(), 1, "all merged into one user");
     let mut child = node.child;
     child.kill().expect("stop");
     let _ = child.wait();
