@@ -66,8 +66,11 @@ async fn open_store(dir: &std::path::Path, cache_bytes: u64) -> anyhow::Result<S
     loop {
         match Store::open(dir, cache_bytes) {
             Ok(store) => return Ok(store),
+            // sled reports a held lock as `Other` with the OS error in its message.
             Err(crate::storage::StorageError::Sled(sled::Error::Io(e)))
-                if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 =>
+                if (e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock"))
+                    && attempts < 100 =>
             {
                 if attempts == 0 {
                     warn!(dir = %dir.display(), "data dir is locked by another process; waiting");
