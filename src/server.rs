@@ -130,7 +130,6 @@ pub async fn run(
         metrics: metrics.clone(),
         totals: Arc::clone(&totals),
         retention_ms: limits.max_window_ms,
-        health: Arc::clone(&health),
         identity: config.identity.clone(),
     });
     let registry = Arc::new(Registry::new(

@@ -1,16 +1,20 @@
-//! Group commit: many writes share one sled flush; notifications are pushed and callers
-//! acknowledged only after the flush that covers them, in submission order (so one
-//! user's messages keep their order).
+//! Group commit: the one writer of user state. Actors hand it their writes; it applies
+//! every write of a group in one atomic sled batch, in submission order, then flushes
+//! once. Notifications are pushed and callers acknowledged only after the flush that
+//! covers them, in submission order (so one user's messages keep their order).
+//!
+//! Writing from one task matters: sled writers stall behind a flush running on another
+//! thread (measured: 5x fewer writes/s), while one batch per flush grows with the load.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::error;
 
 use crate::metrics::Metrics;
-use crate::storage::Store;
+use crate::storage::{Store, WriteSet};
 
 use super::hub::{Hub, Notification};
 use super::ActorError;
@@ -41,8 +45,12 @@ impl StorageHealth {
 const MAX_GROUP: usize = 4096;
 
 struct Commit {
+    writes: WriteSet,
     notifications: Vec<Notification>,
-    done: oneshot::Sender<Result<(), ActorError>>,
+    done: Option<oneshot::Sender<Result<(), ActorError>>>,
+    /// Told once every write submitted before it is in storage (readable), whatever
+    /// the outcome.
+    applied: Option<watch::Sender<bool>>,
 }
 
 /// A handle to the committer task.
@@ -67,17 +75,40 @@ impl Committer {
         Committer { sender }
     }
 
-    /// Queues the notifications of writes already made; the receipt resolves once durable.
-    pub fn submit(&self, notifications: Vec<Notification>) -> Receipt {
+    /// Queues writes and the notifications they cause; the receipt resolves once they are
+    /// durable and pushed.
+    pub fn submit(&self, writes: WriteSet, notifications: Vec<Notification>) -> Receipt {
         let (done, receipt) = oneshot::channel();
-        let commit = Commit {
+        self.send(Commit {
+            writes,
             notifications,
-            done,
-        };
-        if let Err(refused) = self.sender.send(commit) {
-            let _caller_gone = refused.0.done.send(Err(ActorError::ShuttingDown));
-        }
+            done: Some(done),
+            applied: None,
+        });
         receipt
+    }
+
+    /// Tells `applied` once every write submitted so far is in storage, so that a reader
+    /// loading from storage sees it.
+    pub fn signal_applied(&self, applied: watch::Sender<bool>) {
+        self.send(Commit {
+            writes: WriteSet::default(),
+            notifications: Vec::new(),
+            done: None,
+            applied: Some(applied),
+        });
+    }
+
+    fn send(&self, commit: Commit) {
+        if let Err(refused) = self.sender.send(commit) {
+            let commit = refused.0;
+            if let Some(done) = commit.done {
+                let _caller_gone = done.send(Err(ActorError::ShuttingDown));
+            }
+            if let Some(applied) = commit.applied {
+                let _nobody_waits = applied.send(true);
+            }
+        }
     }
 }
 
@@ -95,33 +126,45 @@ async fn run(
     metrics: Metrics,
     health: Arc<StorageHealth>,
 ) {
-    let mut group = Vec::with_capacity(64);
+    let mut group: Vec<Commit> = Vec::with_capacity(64);
     while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
         let timer = metrics.journal_flush_duration.start_timer();
-        let flushed = store.flush().await;
+        let outcome = write_and_flush(&store, &group).await;
         timer.observe_duration();
         metrics.journal_flush_batch_size.observe(group.len() as f64);
-        health.record(flushed.is_ok());
-        match flushed {
-            Ok(_) => {
-                for commit in group.drain(..) {
-                    for notification in commit.notifications {
-                        metrics.membership_changes.inc_by(
-                            (notification.in_segments.len() + notification.out_segments.len())
-                                as u64,
-                        );
-                        hub.publish(notification);
-                    }
-                    let _caller_gone = commit.done.send(Ok(()));
+        health.record(outcome.is_ok());
+        if let Err(e) = &outcome {
+            error!(error = %e, "write or flush failed; writes not acknowledged");
+        }
+        for commit in group.drain(..) {
+            if let Some(applied) = commit.applied {
+                let _nobody_waits = applied.send(true);
+            }
+            let Some(done) = commit.done else { continue };
+            if outcome.is_ok() {
+                for notification in commit.notifications {
+                    metrics.membership_changes.inc_by(
+                        (notification.in_segments.len() + notification.out_segments.len()) as u64,
+                    );
+                    hub.publish(notification);
                 }
             }
-            Err(e) => {
-                error!(error = %e, "flush failed; writes not acknowledged");
-                for commit in group.drain(..) {
-                    let _caller_gone = commit.done.send(Err(ActorError::Storage(e.to_string())));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let _caller_gone = done.send(outcome.clone());
+        }
+        if outcome.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Applies a group's writes as one batch, then flushes.
+async fn write_and_flush(store: &Store, group: &[Commit]) -> Result<(), ActorError> {
+    let storage = |e: crate::storage::StorageError| ActorError::Storage(e.to_string());
+    if group.iter().any(|commit| !commit.writes.is_empty()) {
+        store
+            .apply(group.iter().map(|commit| &commit.writes))
+            .map_err(storage)?;
+    }
+    store.flush().await.map_err(storage)?;
+    Ok(())
 }

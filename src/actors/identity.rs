@@ -14,7 +14,6 @@ use crate::clock::Clock;
 use crate::config::IdentitySection;
 use crate::storage::{StorageError, Store};
 
-use super::committer::{nothing_to_do, Receipt};
 use super::merge::{MergeLog, Refusal, RefusedLink};
 use super::merge_step::{AbsorbedUser, Claim, MergePlan};
 use super::messages::Merge;
@@ -25,7 +24,7 @@ use super::ActorError;
 /// How often a merge is planned again after losing a claim to a concurrent new user.
 const MAX_ATTEMPTS: usize = 4;
 
-/// What linking did.
+/// What linking did, once it is durable and pushed.
 #[derive(Debug)]
 pub struct Linked {
     /// The user the identities now belong to (none when every one was refused).
@@ -34,8 +33,6 @@ pub struct Linked {
     pub merged: Vec<u64>,
     /// Links refused.
     pub refused: Vec<RefusedLink>,
-    /// Resolves once the merge is durable and pushed.
-    pub receipt: Receipt,
 }
 
 /// Who the index says owns an identity, and the user that is after merges.
@@ -87,17 +84,15 @@ impl IdentityService {
         Ok(Some(Owner { indexed, current }))
     }
 
-    /// Returns the user owning `identity` after merges, creating one if nobody does.
+    /// Returns the user the index gives `identity`, creating one if nobody owns it. It may
+    /// be a user absorbed since (a claim cut short by a crash): its actor then names the
+    /// survivor, so callers that send to it follow that.
     pub fn resolve(&self, identity: &Identity) -> Result<u64, ActorError> {
-        let (indexed, _created) = self
+        let (user, _created) = self
             .store
             .resolve_identity(&identity.0, &identity.1)
             .map_err(storage)?;
-        Ok(self
-            .store
-            .merged_into(indexed)
-            .map_err(storage)?
-            .unwrap_or(indexed))
+        Ok(user)
     }
 
     /// Returns the user every identity already belongs to, directly, if there is one.
@@ -138,7 +133,6 @@ impl IdentityService {
                     user: Some(user),
                     merged: Vec::new(),
                     refused: Vec::new(),
-                    receipt: nothing_to_do(),
                 });
             }
         }
@@ -156,12 +150,10 @@ impl IdentityService {
             blocked.into_iter().map(refusal).collect()
         };
         let _one_merge_at_a_time = self.merges.lock().await;
-        let mut receipts = Vec::new();
         let mut linked = Linked {
             user: None,
             merged: Vec::new(),
             refused: Vec::new(),
-            receipt: nothing_to_do(),
         };
         for attempt in 0..MAX_ATTEMPTS {
             let plan_refused = if attempt == 0 {
@@ -181,19 +173,23 @@ impl IdentityService {
                 linked.refused = refused;
                 break;
             };
-            let outcome = self.registry.ask(user, |reply| Merge { plan, reply }).await;
+            let outcome = self
+                .registry
+                .ask(user, |reply| Merge { plan, reply })
+                .await?;
+            // The absorbed users stay held until the merge is in storage: a message for
+            // one of them then loads its redirect, never its old record.
+            outcome
+                .receipt
+                .await
+                .map_err(|_| ActorError::ShuttingDown)??;
             drop(holds);
-            let outcome = outcome?;
             linked.user = Some(user);
             linked.merged.extend(outcome.merged);
             linked.refused.extend(outcome.refused);
-            receipts.push(outcome.receipt);
             if outcome.conflicts == 0 {
                 break;
             }
-        }
-        for receipt in receipts {
-            receipt.await.map_err(|_| ActorError::ShuttingDown)??;
         }
         Ok(linked)
     }
@@ -215,7 +211,11 @@ impl IdentityService {
             ..MergePlan::default()
         };
         if primary_only {
-            let user = identities.first().map(|p| self.resolve(p)).transpose()?;
+            let mut user = None;
+            if let Some(primary) = identities.first() {
+                self.resolve(primary)?;
+                user = self.owner(primary)?.map(|owner| owner.current);
+            }
             return Ok((user, plan, Vec::new()));
         }
         let mut owners: Vec<(Identity, Option<Owner>)> = Vec::new();

@@ -35,13 +35,10 @@ impl Ingestor {
     /// Applies already-validated events; returns once all of them are durable.
     pub async fn ingest(&self, events: Vec<Incoming>) -> Result<usize, ActorError> {
         let count = events.len();
-        let mut links = Vec::new();
         for incoming in events.iter().filter(|e| !e.links.is_empty()) {
-            let linked = self
-                .identities
+            self.identities
                 .link(Some(&incoming.identity), &incoming.links)
                 .await?;
-            links.push(linked.receipt);
         }
         let mut per_user: BTreeMap<u64, Vec<Incoming>> = BTreeMap::new();
         for incoming in events {
@@ -53,9 +50,6 @@ impl Ingestor {
             .map(|(user, events)| self.deliver(user, events));
         for result in join_all(sends).await {
             result?;
-        }
-        for receipt in links {
-            receipt.await.map_err(|_| ActorError::ShuttingDown)??;
         }
         Ok(count)
     }
@@ -72,7 +66,14 @@ impl Ingestor {
                 .await;
             match receipt {
                 Err(ActorError::Moved(survivor)) => user = survivor,
-                receipt => return receipt?.await.map_err(|_| ActorError::ShuttingDown)?,
+                receipt => {
+                    let written = receipt?.await.map_err(|_| ActorError::ShuttingDown)?;
+                    if written.is_err() {
+                        // Applied in memory, not in storage: start again from storage.
+                        self.registry.evict(user);
+                    }
+                    return written;
+                }
             }
         }
         Err(ActorError::Moved(user))

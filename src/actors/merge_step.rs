@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::storage::{Absorbed, StorageError};
+use crate::storage::{Absorbed, StorageError, Store};
 
 use super::committer::{nothing_to_do, Receipt};
 use super::hub::Notification;
@@ -154,8 +154,8 @@ pub fn merge_step(
     }
     if accepted.is_empty() && claimed.is_empty() {
         let receipt = if log_changed {
-            shared.store.save_merge_log(id, &log).map_err(storage)?;
-            shared.committer.submit(Vec::new())
+            let writes = Store::merge_log_write(id, &log).map_err(storage)?;
+            shared.committer.submit(writes, Vec::new())
         } else {
             nothing_to_do()
         };
@@ -223,9 +223,7 @@ pub fn merge_step(
             .copied()
             .collect(),
     };
-    let saved = shared.store.save_merge(id, record, &write, &removed, &log);
-    shared.health.record(saved.is_ok());
-    saved.map_err(storage)?;
+    let writes = Store::merge_write(id, record, &write, &removed, &log).map_err(storage)?;
 
     let timers_before =
         i64::from(old_due.is_some()) + removed.iter().filter(|r| r.due.is_some()).count() as i64;
@@ -249,6 +247,6 @@ pub fn merge_step(
         merged,
         refused,
         conflicts,
-        receipt: shared.committer.submit(notifications),
+        receipt: shared.committer.submit(writes, notifications),
     })
 }

@@ -202,6 +202,14 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Drops a user's in-memory state after its writes failed, so that its next message
+    /// loads what storage holds (the last state that was written).
+    pub fn evict(&self, user: u64) {
+        leave(&mut locked(&self.shards[self.shard_of(user)]), user);
+    }
+}
+
 /// Returns whether a leaving actor has stopped (or died).
 fn finished(done: &watch::Receiver<bool>) -> bool {
     *done.borrow() || done.has_changed().is_err()
@@ -302,9 +310,19 @@ impl Registry {
                             return Ok(nothing_to_do());
                         };
                         let segments = self.shared.catalog.snapshot();
-                        return step(&self.shared, user, &mut record, false, |record, shared| {
-                            op.run(record, &segments, shared.clock.now(), shared.retention_ms)
-                        });
+                        let wrote =
+                            step(&self.shared, user, &mut record, false, |record, shared| {
+                                op.run(record, &segments, shared.clock.now(), shared.retention_ms)
+                            })?;
+                        let Some(receipt) = wrote else {
+                            return Ok(nothing_to_do());
+                        };
+                        // Later messages for this user load it from storage: they wait
+                        // until the write just queued is there.
+                        let (applied, written) = watch::channel(false);
+                        self.shared.committer.signal_applied(applied);
+                        actors.insert(user, Slot::Leaving(written));
+                        return Ok(receipt);
                     }
                 }
             };

@@ -38,8 +38,6 @@ pub struct UserContext {
     pub totals: Arc<ActivityTotals>,
     /// How long windowed buckets are kept.
     pub retention_ms: i64,
-    /// Whether storage writes work.
-    pub health: Arc<super::committer::StorageHealth>,
     /// Guardrails on identity links and merges.
     pub identity: crate::config::IdentitySection,
 }
@@ -51,8 +49,6 @@ pub struct UserActor {
     /// Set when this user was absorbed by a merge: everything is answered `Moved`.
     merged_into: Option<u64>,
     shared: Arc<UserContext>,
-    /// Set while passivating: told once the actor has stopped.
-    leaving: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl UserActor {
@@ -63,7 +59,6 @@ impl UserActor {
             record,
             merged_into: None,
             shared,
-            leaving: None,
         }
     }
 
@@ -102,13 +97,15 @@ impl UserActor {
         if result.is_err() {
             self.reload();
         }
-        result
+        result.map(|wrote| wrote.unwrap_or_else(nothing_to_do))
     }
 }
 
-/// Runs one step on a user's record, persists the record with its timer and membership
-/// changes in one batch, and queues the notifications for after the flush. Used by the
-/// user's actor, and by the registry for users not in memory.
+/// Runs one step on a user's record and hands the committer the record with its timer and
+/// membership changes (one set of writes) and the notifications for after the flush. Used
+/// by the user's actor, and by the registry for users not in memory.
+///
+/// Returns `None` when nothing changed that a reader could see, so nothing was written.
 ///
 /// Node-wide activity totals can only change when `work` applies events or a pending
 /// event becomes due; only then are this user's totals compared before and after, so
@@ -119,7 +116,7 @@ pub fn step(
     record: &mut UserRecord,
     applies_events: bool,
     work: impl FnOnce(&mut UserRecord, &UserContext) -> Effects,
-) -> Result<Receipt, ActorError> {
+) -> Result<Option<Receipt>, ActorError> {
     let now = shared.clock.now();
     let before_segments = record.segments.clone();
     let has_pending = record.state.next_pending(Timestamp::MIN).is_some();
@@ -131,7 +128,7 @@ pub fn step(
         // never changes an answer): skip the write. This keeps backfills and timer
         // ticks that flip nothing read-only.
         shared.metrics.rule_evaluations.inc_by(effects.evaluations);
-        return Ok(nothing_to_do());
+        return Ok(None);
     }
     let write = UserWrite {
         old_due,
@@ -146,9 +143,8 @@ pub fn step(
             .copied()
             .collect(),
     };
-    let saved = shared.store.save_user(id, record, &write);
-    shared.health.record(saved.is_ok());
-    saved.map_err(|e| ActorError::Storage(e.to_string()))?;
+    let writes =
+        Store::user_write(id, record, &write).map_err(|e| ActorError::Storage(e.to_string()))?;
     if old_due != record.next_due {
         let delta = i64::from(record.next_due.is_some()) - i64::from(old_due.is_some());
         shared.metrics.timers_pending.add(delta);
@@ -170,7 +166,7 @@ pub fn step(
             merged_into: None,
         })
         .collect();
-    Ok(shared.committer.submit(notifications))
+    Ok(Some(shared.committer.submit(writes, notifications)))
 }
 
 fn answer<T>(reply: Reply<T>, result: Result<T, ActorError>) {
@@ -186,9 +182,6 @@ impl Actor for UserActor {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.shared.metrics.resident_users.dec();
-        if let Some(done) = self.leaving.take() {
-            let _nobody_waits = done.send(true);
-        }
     }
 }
 
@@ -265,8 +258,9 @@ impl Handler<Passivate> for UserActor {
     type Result = ();
 
     fn handle(&mut self, msg: Passivate, ctx: &mut Self::Context) {
-        // Every change is already in the store (each step saves before answering).
-        self.leaving = Some(msg.done);
+        // Every step handed its writes to the committer; the actor may stop now, and
+        // whoever waits for it is told once those writes are readable in storage.
+        self.shared.committer.signal_applied(msg.done);
         ctx.stop();
     }
 }

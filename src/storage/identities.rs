@@ -9,7 +9,8 @@ use crate::domain::Timestamp;
 
 use super::codec::{decode, encode};
 use super::keys::{self, ABSORBED, MEMBER, MERGE_LOG, USER};
-use super::store::{key_suffix, user_batch, Store, UserWrite};
+use super::store::{key_suffix, user_ops, Store, UserWrite};
+use super::write_set::WriteSet;
 use super::StorageError;
 
 /// A user absorbed by a merge: what the batch removes of it.
@@ -95,27 +96,27 @@ impl Store {
             .transpose()
     }
 
-    /// Saves a user's merge log alone (links refused, nothing merged).
-    pub fn save_merge_log<T: Serialize>(&self, user: u64, log: &T) -> Result<(), StorageError> {
-        self.tree
-            .insert(keys::with_id(MERGE_LOG, user), encode(log)?)?;
-        Ok(())
+    /// Returns the writes that save a user's merge log alone (links refused, nothing
+    /// merged).
+    pub fn merge_log_write<T: Serialize>(user: u64, log: &T) -> Result<WriteSet, StorageError> {
+        let mut set = WriteSet::default();
+        set.insert(&keys::with_id(MERGE_LOG, user), encode(log)?);
+        Ok(set)
     }
 
-    /// Saves a merge in one atomic batch: the survivor's record, timer, membership and
-    /// log; each absorbed user's record, timer, membership and log removed, its id and
-    /// every id it had absorbed redirected to the survivor, and its identities pointed
-    /// at the survivor.
-    pub fn save_merge<R: Serialize, L: Serialize>(
-        &self,
+    /// Returns the writes of a merge, applied as one atomic batch: the survivor's record,
+    /// timer, membership and log; each absorbed user's record, timer, membership and log
+    /// removed, its id and every id it had absorbed redirected to the survivor, and its
+    /// identities pointed at the survivor.
+    pub fn merge_write<R: Serialize, L: Serialize>(
         survivor: u64,
         record: &R,
         write: &UserWrite,
         absorbed: &[Absorbed],
         log: &L,
-    ) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        user_batch(&mut batch, survivor, record, write)?;
+    ) -> Result<WriteSet, StorageError> {
+        let mut batch = WriteSet::default();
+        user_ops(&mut batch, survivor, record, write)?;
         batch.insert(&keys::with_id(MERGE_LOG, survivor), encode(log)?);
         let target = survivor.to_be_bytes();
         for gone in absorbed {
@@ -128,14 +129,13 @@ impl Store {
                 batch.remove(&keys::pair(MEMBER, *segment, gone.user));
             }
             for (id_type, id) in &gone.identities {
-                batch.insert(keys::identity(id_type, id), &target[..]);
+                batch.insert(&keys::identity(id_type, id), target.to_vec());
             }
             for user in std::iter::once(&gone.user).chain(&gone.earlier) {
-                batch.insert(&keys::with_id(ABSORBED, *user), &target[..]);
+                batch.insert(&keys::with_id(ABSORBED, *user), target.to_vec());
             }
         }
-        self.tree.apply_batch(batch)?;
-        Ok(())
+        Ok(batch)
     }
 }
 
@@ -167,8 +167,12 @@ mod tests {
             joined: vec![3],
             ..UserWrite::default()
         };
-        store.save_user(b, &"b", &joined).unwrap();
-        store.save_merge_log(b, &"log b").unwrap();
+        store
+            .apply([
+                &Store::user_write(b, &"b", &joined).unwrap(),
+                &Store::merge_log_write(b, &"log b").unwrap(),
+            ])
+            .unwrap();
         let gone = Absorbed {
             user: b,
             due: Some(t(5)),
@@ -176,9 +180,9 @@ mod tests {
             identities: vec![("cookie".into(), "b".into())],
             earlier: vec![99],
         };
-        store
-            .save_merge(a, &"a+b", &UserWrite::default(), &[gone], &"log a")
-            .unwrap();
+        let merge =
+            Store::merge_write(a, &"a+b", &UserWrite::default(), &[gone], &"log a").unwrap();
+        store.apply([&merge]).unwrap();
         assert_eq!(store.user_for_identity("cookie", "b").unwrap(), Some(a));
         assert_eq!(store.merged_into(b).unwrap(), Some(a));
         assert_eq!(store.merged_into(99).unwrap(), Some(a));

@@ -12,9 +12,11 @@ mod codec;
 mod identities;
 mod keys;
 mod store;
+mod write_set;
 
 pub use identities::Absorbed;
 pub use store::{Store, UserWrite};
+pub use write_set::WriteSet;
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@ use crate::domain::Timestamp;
 
 use super::codec::{decode, encode};
 use super::keys::{self, MEMBER, SEGMENT, TIMER, USER};
+use super::write_set::WriteSet;
 use super::StorageError;
 
 /// The node's persistent store.
@@ -35,27 +36,27 @@ pub(super) fn key_suffix(key: &[u8], offset: usize) -> Result<u64, StorageError>
     keys::u64_at(key, offset).ok_or_else(|| StorageError::Decode("short key".into()))
 }
 
-/// Adds a user's record, timer move and membership changes to `batch`.
-pub(super) fn user_batch<T: Serialize>(
-    batch: &mut sled::Batch,
+/// Adds a user's record, timer move and membership changes to `set`.
+pub(super) fn user_ops<T: Serialize>(
+    set: &mut WriteSet,
     user: u64,
     record: &T,
     write: &UserWrite,
 ) -> Result<(), StorageError> {
-    batch.insert(&keys::with_id(USER, user), encode(record)?);
+    set.insert(&keys::with_id(USER, user), encode(record)?);
     if write.old_due != write.new_due {
         if let Some(old) = write.old_due {
-            batch.remove(&keys::timer(old, user));
+            set.remove(&keys::timer(old, user));
         }
         if let Some(new) = write.new_due {
-            batch.insert(&keys::timer(new, user), &[]);
+            set.insert(&keys::timer(new, user), Vec::new());
         }
     }
     for segment in &write.joined {
-        batch.insert(&keys::pair(MEMBER, *segment, user), &[]);
+        set.insert(&keys::pair(MEMBER, *segment, user), Vec::new());
     }
     for segment in &write.left {
-        batch.remove(&keys::pair(MEMBER, *segment, user));
+        set.remove(&keys::pair(MEMBER, *segment, user));
     }
     Ok(())
 }
@@ -97,15 +98,26 @@ impl Store {
         Ok(self.tree.scan_prefix([USER]).next().transpose()?.is_none())
     }
 
-    /// Saves a user record with its timer and membership changes, atomically.
-    pub fn save_user<T: Serialize>(
-        &self,
+    /// Returns the writes that save a user record with its timer and membership changes.
+    pub fn user_write<T: Serialize>(
         user: u64,
         record: &T,
         write: &UserWrite,
+    ) -> Result<WriteSet, StorageError> {
+        let mut set = WriteSet::default();
+        user_ops(&mut set, user, record, write)?;
+        Ok(set)
+    }
+
+    /// Applies write sets, in order, as one atomic batch.
+    pub fn apply<'a>(
+        &self,
+        sets: impl IntoIterator<Item = &'a WriteSet>,
     ) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        user_batch(&mut batch, user, record, write)?;
+        for set in sets {
+            set.add_to(&mut batch);
+        }
         self.tree.apply_batch(batch)?;
         Ok(())
     }
@@ -239,14 +251,18 @@ pub(super) mod tests {
             joined: vec![1, 2],
             left: vec![],
         };
-        store.save_user(7, &"v1", &first).unwrap();
+        store
+            .apply([&Store::user_write(7, &"v1", &first).unwrap()])
+            .unwrap();
         let second = UserWrite {
             old_due: Some(t(10)),
             new_due: Some(t(20)),
             joined: vec![],
             left: vec![1],
         };
-        store.save_user(7, &"v2", &second).unwrap();
+        store
+            .apply([&Store::user_write(7, &"v2", &second).unwrap()])
+            .unwrap();
         assert_eq!(store.load_user::<String>(7).unwrap().as_deref(), Some("v2"));
         assert_eq!(store.due_timers(t(15)).unwrap(), vec![]);
         assert_eq!(store.due_timers(t(20)).unwrap(), vec![(t(20), 7)]);
@@ -266,7 +282,9 @@ pub(super) mod tests {
                 joined: vec![4],
                 ..UserWrite::default()
             };
-            store.save_user(user, &(), &write).unwrap();
+            store
+                .apply([&Store::user_write(user, &(), &write).unwrap()])
+                .unwrap();
         }
         assert_eq!(store.members(4, None, 2).unwrap(), vec![1, 3]);
         assert_eq!(store.members(4, Some(3), 2).unwrap(), vec![5, 9]);
