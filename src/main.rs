@@ -12,6 +12,11 @@ use uss::server::{run, RunOptions};
 
 mod cli;
 
+/// mimalloc: glibc's malloc was a quarter of the ingest profile (allocation per event,
+/// per message, per sled node); mimalloc is faster under threads and returns memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "uss",
