@@ -32,13 +32,13 @@ function segmentRow(s, reload) {
     reload();
   };
   return h("tr", { "data-segment": s.id },
-    h("td", {}, s.id),
-    h("td", {}, h("a", { href: `#/segments/${s.id}` }, s.name),
+    h("td", { "data-label": "Id" }, s.id),
+    h("td", { "data-label": "Name" }, h("a", { href: `#/segments/${s.id}` }, s.name),
       s.description ? h("div", { class: "muted" }, s.description) : null),
-    h("td", {}, h("code", { class: "rule" }, s.rule)),
-    h("td", { class: "num", "data-count": s.id }, s.member_count),
-    h("td", {}, h("span", { class: `badge ${s.status}` }, s.status)),
-    h("td", { class: "actions" },
+    h("td", { "data-label": "Rule" }, h("code", { class: "rule" }, s.rule)),
+    h("td", { class: "num", "data-label": "Members", "data-count": s.id }, s.member_count),
+    h("td", { "data-label": "Status" }, h("span", { class: `badge ${s.status}` }, s.status)),
+    h("td", { class: "actions", "data-label": "Actions" },
       h("a", { href: `#/segments/${s.id}/edit`, "aria-label": `Edit ${s.name}` }, "Edit"), " ",
       h("button", { type: "button", class: "danger", onclick: remove, "aria-label": `Delete ${s.name}` }, "Delete")));
 }

@@ -121,7 +121,7 @@ test("a user is looked up by identity and by a merged user_id", async () => {
   await page.getByRole("button", { name: "Look up identity" }).click();
   const result = page.locator("#user-result");
   await result.getByRole("heading", { name: `User ${merge.user_id}` }).waitFor();
-  await result.getByRole("cell", { name: "shopper@example.com" }).waitFor();
+  await result.getByRole("cell", { name: "shopper@example.com", exact: true }).waitFor();
   await result.getByRole("cell", { name: "page_viewed" }).waitFor();
   await result.getByRole("link", { name: "area_x_viewers (1)" }).waitFor();
   await result.getByText('"pro"').waitFor();
@@ -170,10 +170,37 @@ test("a one-click example is created, then deleted from the list", async () => {
   assert.deepEqual(segments.map((s) => s.name), ["area_x_viewers"]);
 });
 
+test("a segment is edited, and its members are paginated", async () => {
+  await page.goto(uss.url + "/#/segments/1/edit");
+  const description = page.getByLabel("Description (optional)");
+  await page.waitForFunction(() => document.querySelector("#segment-name").value === "area_x_viewers");
+  await description.fill("Area X visitors with two page views");
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await page.getByText("Area X visitors with two page views").waitFor();
+  assert.equal((await uss.call("GET", "/api/v1/segments/1")).description, "Area X visitors with two page views");
+  const batch = [];
+  for (let i = 0; i < 30; i++) {
+    batch.push(event(`crowd-${i}`, { region: "Area X" }), event(`crowd-${i}`, {}));
+  }
+  await uss.call("POST", "/api/v1/events", batch, "ingest");
+  const { count } = await uss.call("GET", "/api/v1/segments/1/count");
+  await page.waitForFunction((n) => document.querySelector("#member-count").textContent === String(n), count);
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await page.locator("ul.members li").nth(24).waitFor();
+  assert.equal(await page.locator("ul.members li").count(), 25);
+  await page.getByRole("button", { name: "Next page" }).click();
+  await page.getByText("page 2").waitFor();
+  assert.equal(await page.locator("ul.members li").count(), count - 25);
+  assert.equal(await page.getByRole("button", { name: "Next page" }).isDisabled(), true);
+  await page.getByRole("button", { name: "Previous page" }).click();
+  await page.getByText("page 1").waitFor();
+  assert.equal(await page.locator("ul.members li").count(), 25);
+});
+
 test("the list reads at phone width, and no script error happened", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(uss.url + "/#/segments");
-  await page.getByRole("link", { name: "area_x_viewers" }).waitFor();
+  await page.getByRole("link", { name: "area_x_viewers", exact: true }).waitFor();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone`);
   await screenshot(page, "segments-phone");
