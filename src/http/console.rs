@@ -80,13 +80,14 @@ fn serve(req: &HttpRequest, asset: &Asset) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header((header::ETAG, etag))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)));
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ));
     if fresh {
         return answer.finish();
     }
-    answer
-        .content_type(asset.content_type)
-        .body(asset.body)
+    answer.content_type(asset.content_type).body(asset.body)
 }
 
 fn find(name: &str) -> Result<&'static Asset, ApiError> {
@@ -116,29 +117,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::{test, App};
+    use actix_web::test::{call_service, init_service, TestRequest};
+    use actix_web::App;
 
     #[actix_web::test]
     async fn serves_the_page_and_its_files_with_types_and_cache_headers() {
-        let app = test::init_service(App::new().configure(configure)).await;
-        let page = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        let app = init_service(App::new().configure(configure)).await;
+        let page = call_service(&app, TestRequest::get().uri("/").to_request()).await;
         assert_eq!(page.status(), 200);
         assert_eq!(
             page.headers().get(header::CONTENT_TYPE).unwrap(),
             "text/html; charset=utf-8"
         );
-        assert_eq!(page.headers().get(header::CACHE_CONTROL).unwrap(), "no-cache");
-        let script = test::TestRequest::get().uri("/console/app.js").to_request();
-        let script = test::call_service(&app, script).await;
+        assert_eq!(
+            page.headers().get(header::CACHE_CONTROL).unwrap(),
+            "no-cache"
+        );
+        let script = TestRequest::get().uri("/console/app.js").to_request();
+        let script = call_service(&app, script).await;
         assert_eq!(script.headers().get(header::CONTENT_TYPE).unwrap(), JS);
         let etag = script.headers().get(header::ETAG).unwrap().clone();
-        let again = test::TestRequest::get()
+        let again = TestRequest::get()
             .uri("/console/app.js")
             .insert_header((header::IF_NONE_MATCH, etag))
             .to_request();
-        assert_eq!(test::call_service(&app, again).await.status(), 304);
-        let missing = test::TestRequest::get().uri("/console/nope.js").to_request();
-        assert_eq!(test::call_service(&app, missing).await.status(), 404);
+        assert_eq!(call_service(&app, again).await.status(), 304);
+        let missing = TestRequest::get().uri("/console/nope.js").to_request();
+        assert_eq!(call_service(&app, missing).await.status(), 404);
     }
 
     #[test]

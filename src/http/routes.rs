@@ -9,8 +9,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::auth::{self, check_any_key, Class};
-use super::error::ApiError;
 use super::console;
+use super::error::ApiError;
 use super::handlers::{admin, events, identify, ops, segments, users};
 use super::ws;
 
