@@ -78,3 +78,16 @@ export function debounce(fn, ms) {
   call.cancel = () => clearTimeout(timer);
   return call;
 }
+
+/**
+ * Calls `fn` once, `ms` after the first of a run of calls: unlike a debounce, a steady
+ * stream of calls (a busy notification socket) still gets it called every `ms`.
+ */
+export function coalesce(fn, ms) {
+  let timer = null;
+  const call = () => {
+    if (timer === null) timer = setTimeout(() => { timer = null; fn(); }, ms);
+  };
+  call.cancel = () => { clearTimeout(timer); timer = null; };
+  return call;
+}

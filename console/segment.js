@@ -2,7 +2,7 @@
 // feed of users entering and leaving it, and entries/exits per minute.
 
 import { get } from "./api.js";
-import { h, replace, reportError, when, debounce } from "./dom.js";
+import { h, replace, reportError, when, coalesce } from "./dom.js";
 import { liveSocket } from "./socket.js";
 import { PerMinute } from "./chart.js";
 
@@ -87,7 +87,7 @@ export function segmentPage(main, id) {
       reportError(e);
     }
   };
-  const refresh = debounce(loadSegment, 200);
+  const refresh = coalesce(loadSegment, 200);
   const socket = liveSocket(`/api/v1/notifications/ws?segments=${id}`, (n) => {
     feed.prepend(feedItem(n, id));
     while (feed.children.length > FEED_MAX) feed.lastElementChild.remove();

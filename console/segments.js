@@ -2,7 +2,7 @@
 // the create/edit form with the rule editor, the rule builder and the two examples.
 
 import { api, get } from "./api.js";
-import { h, replace, reportError, debounce } from "./dom.js";
+import { h, replace, reportError, coalesce } from "./dom.js";
 import { liveSocket } from "./socket.js";
 import { ruleEditor } from "./editor.js";
 import { ruleBuilder } from "./builder.js";
@@ -71,7 +71,7 @@ export function segmentsPage(main) {
       reportError(e);
     }
   };
-  const soon = debounce(load, 300);
+  const soon = coalesce(load, 300);
   const socket = liveSocket("/api/v1/notifications/ws", soon, (text, ok) => {
     live.textContent = text;
     live.className = `live-state ${ok ? "ok" : "bad"}`;

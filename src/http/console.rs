@@ -108,10 +108,12 @@ async fn file(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Ok(serve(&req, find(name)?))
 }
 
-/// Registers `/` and `/console/{file}` (GET only; no key needed).
+/// Registers `/` and `/console/{file}` (GET and HEAD; no key needed).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
-        .route("/console/{file}", web::get().to(file));
+        .route("/", web::head().to(index))
+        .route("/console/{file}", web::get().to(file))
+        .route("/console/{file}", web::head().to(file));
 }
 
 #[cfg(test)]
@@ -142,6 +144,11 @@ mod tests {
             .insert_header((header::IF_NONE_MATCH, etag))
             .to_request();
         assert_eq!(call_service(&app, again).await.status(), 304);
+        let head = TestRequest::default()
+            .method(actix_web::http::Method::HEAD)
+            .uri("/")
+            .to_request();
+        assert_eq!(call_service(&app, head).await.status(), 200);
         let missing = TestRequest::get().uri("/console/nope.js").to_request();
         assert_eq!(call_service(&app, missing).await.status(), 404);
     }
