@@ -154,6 +154,18 @@ test("the live view shows changes, activities, the node and the dev clock", asyn
   await screenshot(page, "live");
 });
 
+test("the live view's socket reconnects after the node restarts", async () => {
+  await page.goto(uss.url + "/#/live");
+  const state = page.locator("#changes-title + p .live-state");
+  await state.getByText("live", { exact: true }).waitFor();
+  await uss.restart(() => state.getByText(/disconnected.*reconnecting in/).waitFor());
+  await state.getByText("live", { exact: true }).waitFor({ timeout: 30000 });
+  await uss.call("POST", "/api/v1/events", [event("visitor-3", { region: "Area X", created_at: "2026-10-31T16:00:00Z" }),
+    event("visitor-3", { created_at: "2026-10-31T16:01:00Z" })], "ingest");
+  const { user_id: id } = await uss.call("GET", "/api/v1/users?clientRefId=visitor-3", undefined, "read");
+  await page.locator("#live-feed li").getByText(`user ${id} entered area_x_viewers`).waitFor();
+});
+
 test("a one-click example is created, then deleted from the list", async () => {
   await page.goto(uss.url + "/#/segments/new");
   await page.getByRole("button", { name: "Example: mobile_10_views_inactive_7d" }).click();

@@ -41,7 +41,7 @@ async function waitReady(url, child, deadlineMs) {
   throw new Error(`uss was not ready at ${url} within ${deadlineMs} ms`);
 }
 
-/** Starts `uss serve --dev-clock` with keys and `corsOrigins`; returns `{url, call, stop}`. */
+/** Starts `uss serve --dev-clock` with keys and `corsOrigins`; returns `{url, call, restart, stop}`. */
 export async function startServer(name, { corsOrigins = [] } = {}) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const dir = mkdtempSync(join(tmpdir(), "uss-e2e-"));
@@ -57,12 +57,23 @@ keys = [
 cors_origins = [${origins}]
 `);
   const log = createWriteStream(join(ARTIFACTS, `server-${name}.log`));
-  const child = spawn(BINARY, ["serve", "--dev-clock", "--bind", `127.0.0.1:${port}`, "--data-dir", join(dir, "data"), "--config", config],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info" } });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
   const url = `http://127.0.0.1:${port}`;
-  await waitReady(url, child, 30000);
+  const launch = async () => {
+    const process_ = spawn(BINARY, ["serve", "--dev-clock", "--bind", `127.0.0.1:${port}`, "--data-dir", join(dir, "data"), "--config", config],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info" } });
+    process_.stdout.pipe(log, { end: false });
+    process_.stderr.pipe(log, { end: false });
+    await waitReady(url, process_, 30000);
+    return process_;
+  };
+  let child = await launch();
+  const kill = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    }
+  };
 
   /** Calls the API with a key of `role`; rejects on a non-2xx answer. */
   const call = async (method, path, body, role = "admin") => {
@@ -75,15 +86,18 @@ cors_origins = [${origins}]
     if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${text}`);
     return text ? JSON.parse(text) : null;
   };
+  /** Stops the node (SIGTERM), runs `whileDown`, then starts it again on the same port and data. */
+  const restart = async (whileDown = async () => {}) => {
+    await kill();
+    await whileDown();
+    child = await launch();
+  };
   const stop = async () => {
-    if (child.exitCode === null) {
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
-    }
+    await kill();
+    log.end();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { url, port, call, stop };
+  return { url, port, call, restart, stop };
 }
 
 /** Serves the page `html()` at `/` on 127.0.0.1:`port`: another origin for CORS tests. */
