@@ -1,9 +1,10 @@
 //! The HTTP and WebSocket API of API.md: routes, request validation, JSON errors,
-//! WebSocket sessions, and the metrics endpoint. Holds no business logic: it validates,
-//! calls the actors' services, and shapes answers.
+//! WebSocket sessions, and the metrics endpoint; and the web console's static files.
+//! Holds no business logic: it validates, calls the actors' services, and shapes answers.
 
 mod auth;
 mod body;
+mod console;
 mod cors;
 mod dto;
 mod error;

@@ -1,5 +1,6 @@
 //! Every route of API.md in one table (`endpoints`), registered by `configure` (shared
 //! by the server and tests) and described by `openapi`.
+//! The console's pages are registered here too, but are not part of that table.
 //! Each resource answers other methods with `405` and an `Allow` header; anything else
 //! is a JSON `404`.
 
@@ -8,6 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::auth::{self, check_any_key, Class};
+use super::console;
 use super::error::ApiError;
 use super::handlers::{admin, events, identify, ops, segments, users};
 use super::ws;
@@ -249,7 +251,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// Registers every route, one resource per path.
+/// Registers every route, one resource per path, and the web console (`console.rs`,
+/// outside the API table).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut by_path: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
     for e in endpoints() {
@@ -261,6 +264,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for (path, group) in by_path {
         cfg.service(resource(path, group));
     }
+    console::configure(cfg);
     cfg.default_service(web::to(not_found));
 }
 
