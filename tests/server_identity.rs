@@ -6,30 +6,19 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::common::api::{create_segment_for_test, post_events_for_test, set_clock_for_test};
 use crate::common::client::{call_for_test as call, text_for_test, Answer, Socket};
 use crate::common::server::{test_config_for_test, TestServer};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn set_clock(server: &TestServer) {
-    let now = json!({"now": "2026-11-01T00:00:00Z"}).to_string();
-    let set = call("POST", &server.url("/api/v1/admin/clock"), Some(&now)).await;
-    assert_eq!(set.status, 200);
+    set_clock_for_test(server, "2026-11-01T00:00:00Z").await;
 }
 
 fn event(id_type: &str, id: &str, activity: &str, identities: Value) -> Value {
     json!({"id": id, "id_type": id_type, "created_at": "2026-10-31T00:00:00Z",
            "payload": {"activity_type": activity}, "identities": identities})
-}
-
-async fn send(server: &TestServer, events: Value) {
-    let answer = call(
-        "POST",
-        &server.url("/api/v1/events"),
-        Some(&events.to_string()),
-    )
-    .await;
-    assert_eq!(answer.status, 202, "{:?}", answer.body);
 }
 
 async fn identify(server: &TestServer, identities: &[(&str, &str)]) -> Answer {
@@ -54,13 +43,6 @@ async fn user_id(server: &TestServer, id_type: &str, id: &str) -> u64 {
         .expect("user_id")
 }
 
-async fn create_segment(server: &TestServer, name: &str, rule: &str) -> u64 {
-    let body = json!({"name": name, "rule": rule}).to_string();
-    let answer = call("POST", &server.url("/api/v1/segments"), Some(&body)).await;
-    assert_eq!(answer.status, 201, "{:?}", answer.body);
-    answer.body["id"].as_u64().expect("id")
-}
-
 /// Reads notifications until one about `user` arrives.
 async fn next_about(socket: &mut Socket, user: u64) -> Value {
     loop {
@@ -78,10 +60,10 @@ async fn next_about(socket: &mut Socket, user: u64) -> Value {
 async fn an_event_listing_another_users_identity_merges_it_into_the_smaller_id() {
     let server = TestServer::start();
     set_clock(&server).await;
-    let twice = create_segment(&server, "twice", "count(page_viewed) >= 2").await;
-    let carts = create_segment(&server, "carts", "count(added_to_cart) >= 1").await;
-    send(&server, event("cookie", "c1", "page_viewed", Value::Null)).await;
-    send(
+    let twice = create_segment_for_test(&server, "twice", "count(page_viewed) >= 2").await;
+    let carts = create_segment_for_test(&server, "carts", "count(added_to_cart) >= 1").await;
+    post_events_for_test(&server, event("cookie", "c1", "page_viewed", Value::Null)).await;
+    post_events_for_test(
         &server,
         json!([
             event("email", "a@b.com", "page_viewed", Value::Null),
@@ -95,7 +77,7 @@ async fn an_event_listing_another_users_identity_merges_it_into_the_smaller_id()
     );
     assert!(a < b);
     let mut socket = Socket::connect_for_test(&server.ws_url("/api/v1/notifications/ws")).await;
-    send(
+    post_events_for_test(
         &server,
         event("email", "a@b.com", "clicked", json!({"cookie": "c1"})),
     )
@@ -157,7 +139,7 @@ async fn identify_merges_chains_to_the_final_survivor_and_logs_them() {
     let server = TestServer::start();
     set_clock(&server).await;
     for cookie in ["x", "y", "z"] {
-        send(&server, event("cookie", cookie, "page_viewed", Value::Null)).await;
+        post_events_for_test(&server, event("cookie", cookie, "page_viewed", Value::Null)).await;
     }
     let (x, y, z) = (
         user_id(&server, "cookie", "x").await,
@@ -244,12 +226,12 @@ async fn guardrails_refuse_junk_values_limits_and_oversized_merges() {
     let server = TestServer::start_with(config);
     set_clock(&server).await;
 
-    send(
+    post_events_for_test(
         &server,
         event("cookie", "k1", "page_viewed", json!({"email": "null"})),
     )
     .await;
-    send(
+    post_events_for_test(
         &server,
         event("cookie", "k2", "page_viewed", json!({"email": "NULL"})),
     )
@@ -275,12 +257,12 @@ async fn guardrails_refuse_junk_values_limits_and_oversized_merges() {
     assert_eq!(log.body["refused"][0]["reason"], "blocklisted");
     assert_eq!(log.body["refused"][0]["id"], "null");
 
-    send(
+    post_events_for_test(
         &server,
         event("cookie", "k3", "page_viewed", json!({"user_id": "u-3"})),
     )
     .await;
-    send(
+    post_events_for_test(
         &server,
         event("cookie", "k4", "page_viewed", json!({"user_id": "u-4"})),
     )
@@ -293,7 +275,7 @@ async fn guardrails_refuse_junk_values_limits_and_oversized_merges() {
         "two user_ids are two people"
     );
     assert_eq!(refused.body["refused"][0]["reason"], "limit_reached");
-    send(
+    post_events_for_test(
         &server,
         event("cookie", "k3", "clicked", json!({"user_id": "u-99"})),
     )
@@ -319,7 +301,7 @@ async fn guardrails_refuse_junk_values_limits_and_oversized_merges() {
     assert_eq!(capped.body["refused"][0]["id"], "e5@x.com");
 
     for cookie in ["m1", "m2", "m3", "m4"] {
-        send(&server, event("cookie", cookie, "page_viewed", Value::Null)).await;
+        post_events_for_test(&server, event("cookie", cookie, "page_viewed", Value::Null)).await;
     }
     let many = identify(
         &server,
@@ -360,7 +342,7 @@ async fn merges_racing_with_ingestion_and_each_other_lose_and_double_nothing() {
     const USERS: usize = 8;
     const ROUNDS: usize = 6;
     for user in 0..USERS {
-        send(
+        post_events_for_test(
             &server,
             event("cookie", &format!("r{user}"), "page_viewed", Value::Null),
         )

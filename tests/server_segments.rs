@@ -6,44 +6,18 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::common::api::{create_segment_for_test, post_events_for_test, set_clock_for_test};
 use crate::common::client::{call_for_test as call, Socket};
 use crate::common::server::TestServer;
 
-const AREA_X: &str = r#"region == \"Area X\" and count(product_purchased, 30d) == 0"#;
+const AREA_X: &str = r#"region == "Area X" and count(product_purchased, 30d) == 0"#;
 const INACTIVE: &str =
-    r#"device_type == \"mobile\" and count(page_viewed) >= 10 and last_seen() < now - 7d"#;
+    r#"device_type == "mobile" and count(page_viewed) >= 10 and last_seen() < now - 7d"#;
 const WAIT: Duration = Duration::from_secs(5);
 
 fn event(id: &str, activity: &str, region: &str, device: &str, at: &str) -> Value {
     json!({"id": id, "id_type": "cookie", "region": region, "device_type": device, "country": "US",
            "created_at": at, "payload": {"activity_type": activity}})
-}
-
-async fn create(server: &TestServer, name: &str, rule: &str) -> u64 {
-    let body = format!(r#"{{"name": "{name}", "rule": "{rule}"}}"#);
-    let created = call("POST", &server.url("/api/v1/segments"), Some(&body)).await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    created.body["id"].as_u64().expect("segment id")
-}
-
-async fn set_clock(server: &TestServer, now: &str) {
-    let answer = call(
-        "POST",
-        &server.url("/api/v1/admin/clock"),
-        Some(&json!({"now": now}).to_string()),
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{:?}", answer.body);
-}
-
-async fn post(server: &TestServer, events: Value) {
-    let answer = call(
-        "POST",
-        &server.url("/api/v1/events"),
-        Some(&events.to_string()),
-    )
-    .await;
-    assert_eq!(answer.status, 202, "{:?}", answer.body);
 }
 
 async fn user_id(server: &TestServer, cookie: &str) -> u64 {
@@ -69,16 +43,16 @@ async fn members(server: &TestServer, segment: u64) -> Vec<u64> {
 #[actix_rt::test]
 async fn the_original_segments_flip_on_events_and_on_time_alone() {
     let server = TestServer::start();
-    set_clock(&server, "2026-11-01T00:00:00Z").await;
-    let area_x = create(&server, "area_x_no_purchase_30d", AREA_X).await;
-    let inactive = create(&server, "mobile_10_views_inactive_7d", INACTIVE).await;
+    set_clock_for_test(&server, "2026-11-01T00:00:00Z").await;
+    let area_x = create_segment_for_test(&server, "area_x_no_purchase_30d", AREA_X).await;
+    let inactive = create_segment_for_test(&server, "mobile_10_views_inactive_7d", INACTIVE).await;
     let mut all = Socket::connect_for_test(&server.ws_url("/api/v1/notifications/ws")).await;
     let mut only_inactive = Socket::connect_for_test(
         &server.ws_url(&format!("/api/v1/notifications/ws?segments={inactive}")),
     )
     .await;
 
-    post(
+    post_events_for_test(
         &server,
         json!([event(
             "alice",
@@ -107,11 +81,11 @@ async fn the_original_segments_flip_on_events_and_on_time_alone() {
             )
         })
         .collect();
-    post(&server, Value::Array(views)).await;
+    post_events_for_test(&server, Value::Array(views)).await;
     let bob = user_id(&server, "bob").await;
     assert!(members(&server, inactive).await.is_empty(), "bob is active");
 
-    set_clock(&server, "2026-11-10T00:00:00Z").await;
+    set_clock_for_test(&server, "2026-11-10T00:00:00Z").await;
     let flip = all
         .next_json_for_test(WAIT)
         .await
@@ -124,7 +98,7 @@ async fn the_original_segments_flip_on_events_and_on_time_alone() {
     assert_eq!(only_inactive.next_json_for_test(WAIT).await, Some(expected));
     assert_eq!(members(&server, inactive).await, vec![bob]);
 
-    post(
+    post_events_for_test(
         &server,
         json!(event(
             "alice",
@@ -145,7 +119,7 @@ async fn the_original_segments_flip_on_events_and_on_time_alone() {
         "filtered out"
     );
 
-    set_clock(&server, "2026-12-10T00:00:00Z").await;
+    set_clock_for_test(&server, "2026-12-10T00:00:00Z").await;
     let back = all
         .next_json_for_test(WAIT)
         .await
@@ -175,9 +149,9 @@ async fn the_original_segments_flip_on_events_and_on_time_alone() {
 #[actix_rt::test]
 async fn a_restart_keeps_segments_users_membership_and_pending_flips() {
     let server = TestServer::start();
-    set_clock(&server, "2026-11-01T00:00:00Z").await;
-    let inactive = create(&server, "inactive", INACTIVE).await;
-    let area_x = create(&server, "area_x", AREA_X).await;
+    set_clock_for_test(&server, "2026-11-01T00:00:00Z").await;
+    let inactive = create_segment_for_test(&server, "inactive", INACTIVE).await;
+    let area_x = create_segment_for_test(&server, "area_x", AREA_X).await;
     let views: Vec<Value> = (0..10)
         .map(|i| {
             event(
@@ -189,7 +163,7 @@ async fn a_restart_keeps_segments_users_membership_and_pending_flips() {
             )
         })
         .collect();
-    post(&server, Value::Array(views)).await;
+    post_events_for_test(&server, Value::Array(views)).await;
     let bob = user_id(&server, "bob").await;
     assert_eq!(members(&server, area_x).await, vec![bob]);
 
@@ -207,7 +181,7 @@ async fn a_restart_keeps_segments_users_membership_and_pending_flips() {
     assert_eq!(user.body["activities"]["page_viewed"]["count"], 10);
 
     let mut socket = Socket::connect_for_test(&server.ws_url("/api/v1/notifications/ws")).await;
-    set_clock(&server, "2026-11-08T00:00:00Z").await;
+    set_clock_for_test(&server, "2026-11-08T00:00:00Z").await;
     let flip = socket
         .next_json_for_test(WAIT)
         .await

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::storage::{Absorbed, StorageError, Store};
+use crate::storage::{Absorbed, StorageError, Store, UserWrite};
 
 use super::committer::{nothing_to_do, Receipt};
 use super::hub::Notification;
@@ -210,19 +210,7 @@ pub fn merge_step(
     });
     // After the absorbed users' own histories, so that a chain reads in order.
     log.merges.extend(entries);
-    let write = crate::storage::UserWrite {
-        old_due,
-        new_due: record.next_due,
-        joined: record
-            .segments
-            .difference(&before_segments)
-            .copied()
-            .collect(),
-        left: before_segments
-            .difference(&record.segments)
-            .copied()
-            .collect(),
-    };
+    let write = UserWrite::between(old_due, record.next_due, &before_segments, &record.segments);
     let writes = Store::merge_write(id, record, &write, &removed, &log).map_err(storage)?;
 
     let timers_before =

@@ -130,19 +130,7 @@ pub fn step(
         shared.metrics.rule_evaluations.inc_by(effects.evaluations);
         return Ok(None);
     }
-    let write = UserWrite {
-        old_due,
-        new_due: record.next_due,
-        joined: record
-            .segments
-            .difference(&before_segments)
-            .copied()
-            .collect(),
-        left: before_segments
-            .difference(&record.segments)
-            .copied()
-            .collect(),
-    };
+    let write = UserWrite::between(old_due, record.next_due, &before_segments, &record.segments);
     let writes =
         Store::user_write(id, record, &write).map_err(|e| ActorError::Storage(e.to_string()))?;
     if old_due != record.next_due {

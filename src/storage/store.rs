@@ -1,5 +1,6 @@
 //! The typed facade: identities, user records, timers, memberships, segments, metadata.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -30,6 +31,24 @@ pub struct UserWrite {
     pub joined: Vec<u64>,
     /// Segments the user left.
     pub left: Vec<u64>,
+}
+
+impl UserWrite {
+    /// Describes a step that moved the timer from `old_due` to `new_due` and the
+    /// membership from `before` to `after`.
+    pub fn between(
+        old_due: Option<Timestamp>,
+        new_due: Option<Timestamp>,
+        before: &BTreeSet<u64>,
+        after: &BTreeSet<u64>,
+    ) -> UserWrite {
+        UserWrite {
+            old_due,
+            new_due,
+            joined: after.difference(before).copied().collect(),
+            left: before.difference(after).copied().collect(),
+        }
+    }
 }
 
 pub(super) fn key_suffix(key: &[u8], offset: usize) -> Result<u64, StorageError> {

@@ -1,6 +1,7 @@
 //! Helpers shared by the black-box tests: fixtures in the original event format, the
 //! test server and its client.
 
+pub mod api;
 pub mod client;
 pub mod server;
 
