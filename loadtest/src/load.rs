@@ -59,7 +59,7 @@ pub(crate) async fn drive(mut transport: impl Transport, shared: Rc<Shared>) -> 
     while let Some(slot) = shared.plan.next(instant_now()) {
         if let Some(due) = slot.due {
             actix_rt::time::sleep_until(due.into()).await;
-            if shared.plan.is_over(instant_now()) {
+            if shared.plan.is_past_deadline(instant_now()) {
                 // Due before the end but not sent by it: the node (or we) fell behind.
                 shared.plan.stop();
                 stats

@@ -100,6 +100,12 @@ impl Plan {
             || self.deadline.is_some_and(|deadline| now >= deadline)
     }
 
+    /// Returns whether `now` is at or past the deadline (a due request not yet sent by
+    /// then is missed).
+    pub fn is_past_deadline(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|deadline| now >= deadline)
+    }
+
     /// Ends the run early (a connection found it past its deadline).
     pub fn stop(&self) {
         self.stopped.set(true);
@@ -164,6 +170,8 @@ mod tests {
         let plan = Plan::starting_at(start, None, 1, Some(Duration::from_secs(1)), None);
         assert!(plan.next(start).is_some());
         assert_eq!(plan.next(start + Duration::from_secs(1)), None);
+        assert!(!plan.is_past_deadline(start));
+        assert!(plan.is_past_deadline(start + Duration::from_secs(1)));
         let plan = Plan::starting_at(start, None, 1, None, None);
         plan.stop();
         assert_eq!(plan.next(start), None);
