@@ -32,10 +32,17 @@ pub struct Segment {
 }
 
 impl Api {
-    /// Returns a client of `target`, sending `key` as a bearer token when given.
+    /// Returns a client of `target` with one connection, sending `key` as a bearer
+    /// token when given.
     pub fn new(target: &Target, key: Option<&str>) -> Api {
+        Api::with_connections(target, key, 1)
+    }
+
+    /// Returns a client of `target` that opens up to `connections` connections, so that
+    /// that many requests can be in flight at once.
+    pub fn with_connections(target: &Target, key: Option<&str>, connections: usize) -> Api {
         let mut builder = awc::Client::builder()
-            .connector(awc::Connector::new().limit(1))
+            .connector(awc::Connector::new().limit(connections))
             .timeout(REQUEST_TIMEOUT)
             .disable_redirects();
         if let Some(key) = key {
@@ -181,7 +188,7 @@ pub fn check_count(answer: &[u8], field: &str, events: usize) -> Result<(), Stri
 fn send_error_label(error: &SendRequestError) -> String {
     match error {
         SendRequestError::Timeout => "timeout".into(),
-        SendRequestError::Connect(_) => "connect".into(),
+        SendRequestError::Connect(_) => crate::load::CONNECT.into(),
         SendRequestError::Send(_) => "send".into(),
         SendRequestError::Response(_) => "response".into(),
         _ => "other".into(),

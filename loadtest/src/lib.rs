@@ -122,7 +122,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
     }
     let prober = (options.probe_rate > 0.0).then(|| {
         actix_rt::spawn(probe::send(
-            Api::new(&options.target, key),
+            Api::with_connections(&options.target, key, probe::CONNECTIONS),
             plan.clone(),
             options.probe_rate,
             probes.clone(),

@@ -4,15 +4,24 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use crate::clock::{instant_now, TimeBase};
 use crate::latency::Latencies;
 use crate::plan::Plan;
 use crate::workload::Workload;
 
+/// The errors table's label of a connection that could not be opened: nothing was
+/// sent, and the connection backs off before trying again.
+pub const CONNECT: &str = "connect";
+
+/// How long a connection waits after failing to connect.
+const CONNECT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// A way to deliver one body of events and learn whether the node acknowledged it.
 pub(crate) trait Transport {
-    /// Sends `body` (`events` events); `Err` carries the errors table's label.
+    /// Sends `body` (`events` events); `Err` carries the errors table's label
+    /// ([`CONNECT`] when no connection could be opened).
     async fn send(&mut self, body: String, events: usize) -> Result<(), String>;
 }
 
@@ -73,10 +82,18 @@ pub(crate) async fn drive(mut transport: impl Transport, shared: Rc<Shared>) -> 
             .borrow_mut()
             .body(slot.events, shared.time_base.now_ms());
         let sent_at = instant_now();
+        let outcome = transport.send(body, slot.events).await;
+        if outcome.as_ref().is_err_and(|label| label == CONNECT) {
+            stats.requests_failed.set(stats.requests_failed.get() + 1);
+            stats.error(CONNECT.to_owned());
+            // The node is down or refusing: do not spin.
+            actix_rt::time::sleep(CONNECT_BACKOFF).await;
+            continue;
+        }
         stats
             .events_sent
             .set(stats.events_sent.get() + slot.events as u64);
-        match transport.send(body, slot.events).await {
+        match outcome {
             Ok(()) => {
                 latencies.record(instant_now() - slot.due.unwrap_or(sent_at));
                 stats.requests_ok.set(stats.requests_ok.get() + 1);

@@ -26,6 +26,9 @@ use crate::ws::Socket;
 
 /// How long probes may still be answered after the load ends.
 pub const GRACE: Duration = Duration::from_secs(3);
+/// Connections the probes may hold at once: each probe's requests go on a connection
+/// of their own, never queued behind another probe's.
+pub const CONNECTIONS: usize = 256;
 
 /// The part of a notification the probes read.
 #[derive(Debug, Deserialize)]
@@ -41,6 +44,7 @@ pub struct Probes {
     segments: HashSet<u64>,
     armed: RefCell<HashMap<u64, Instant>>,
     latencies: RefCell<Latencies>,
+    started: Cell<u64>,
     sent: Cell<u64>,
     failed: Cell<u64>,
     in_flight: Cell<u64>,
@@ -51,12 +55,17 @@ pub struct Probes {
 /// What the probes measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeSummary {
-    /// Probe events sent.
+    /// Probes started (their identify sent).
+    pub started: u64,
+    /// Probes whose timed event was sent (and did not fail).
     pub sent: u64,
     /// Probes whose notification arrived.
     pub measured: u64,
-    /// Probes sent whose notification never arrived.
+    /// Probes whose event was sent but whose notification had not arrived `GRACE`
+    /// after the load ended.
     pub lost: u64,
+    /// Probes whose identify had not even been answered `GRACE` after the load ended.
+    pub unsent: u64,
     /// Probes whose identify or event failed.
     pub failed: u64,
     /// Notifications received in all (the load's included).
@@ -74,6 +83,7 @@ impl Probes {
             segments: segments.into_iter().collect(),
             armed: RefCell::default(),
             latencies: RefCell::default(),
+            started: Cell::new(0),
             sent: Cell::new(0),
             failed: Cell::new(0),
             in_flight: Cell::new(0),
@@ -108,10 +118,17 @@ impl Probes {
     /// Returns the summary; armed probes left are lost.
     pub fn summary(&self) -> ProbeSummary {
         let latencies = self.latencies.borrow();
+        let lost = self.armed.borrow().len() as u64;
+        let measured = latencies.count();
         ProbeSummary {
+            started: self.started.get(),
             sent: self.sent.get(),
-            measured: latencies.count(),
-            lost: self.armed.borrow().len() as u64 + self.in_flight.get(),
+            measured,
+            lost,
+            unsent: self
+                .started
+                .get()
+                .saturating_sub(self.sent.get() + self.failed.get()),
             failed: self.failed.get(),
             notifications: self.notifications.get(),
             socket_closed: self.closed.borrow().clone(),
@@ -152,6 +169,7 @@ pub async fn send(api: Api, plan: Rc<Plan>, rate: f64, probes: Rc<Probes>, run_i
         }
         let (api, probes) = (api.clone(), probes.clone());
         probes.in_flight.set(probes.in_flight.get() + 1);
+        probes.started.set(probes.started.get() + 1);
         actix_rt::spawn(async move {
             one(&api, &probes, &format!("lt-probe-{run_id}-{k}")).await;
             probes.in_flight.set(probes.in_flight.get() - 1);
@@ -173,6 +191,7 @@ async fn one(api: &Api, probes: &Probes, cookie: &str) {
     probes.sent.set(probes.sent.get() + 1);
     if api.post_events(probe_event(cookie), 1).await.is_err() {
         probes.armed.borrow_mut().remove(&user);
+        probes.sent.set(probes.sent.get() - 1);
         probes.failed.set(probes.failed.get() + 1);
     }
 }
@@ -186,6 +205,7 @@ mod tests {
         let probes = Probes::new([1, 2]);
         let sent = instant_now();
         probes.armed.borrow_mut().insert(7, sent);
+        probes.started.set(2);
         probes.sent.set(1);
         let later = sent + Duration::from_millis(4);
         // Another user, a leave, a foreign segment, junk: none answers the probe.
@@ -202,8 +222,8 @@ mod tests {
             later,
         );
         probes.on_notification(b"not json", later);
-        assert_eq!(probes.summary().measured, 0);
-        assert_eq!(probes.summary().lost, 1);
+        let summary = probes.summary();
+        assert_eq!((summary.measured, summary.lost, summary.unsent), (0, 1, 1));
         probes.on_notification(
             br#"{"user_id": 7, "in_segments": [2, 9], "out_segments": [], "at": "x"}"#,
             later,

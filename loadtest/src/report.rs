@@ -143,10 +143,12 @@ impl Summary {
                 row(
                     "probes",
                     format!(
-                        "{} sent, {} measured, {} lost, {} failed{}",
+                        "{} started, {} sent, {} measured, {} lost, {} unsent, {} failed{}",
+                        p.started,
                         p.sent,
                         p.measured,
                         p.lost,
+                        p.unsent,
                         p.failed,
                         p.socket_closed
                             .as_ref()

@@ -8,7 +8,7 @@ use awc::BoxedSocket;
 use futures_util::{SinkExt as _, StreamExt as _};
 
 use crate::api::check_count;
-use crate::load::Transport;
+use crate::load::{Transport, CONNECT};
 use crate::target::Target;
 
 /// Largest frame either way: a batch of 10,000 events fits in 10 MiB.
@@ -85,7 +85,7 @@ impl Transport for WsTransport {
             None => {
                 let socket = connect(&self.target, "/api/v1/events/ws", self.key.as_deref())
                     .await
-                    .map_err(|_| "ws connect".to_owned())?;
+                    .map_err(|_| CONNECT.to_owned())?;
                 self.socket.insert(socket)
             }
         };
