@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use awc::error::SendRequestError;
+use awc::http::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -76,15 +77,12 @@ impl Api {
     /// Sends `method path` with an optional JSON body; returns the status and JSON answer.
     async fn call(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<(u16, Value)> {
         let url = self.target.url(path);
-        let request = match method {
-            "GET" => self.client.get(&url),
-            _ => self.client.post(&url),
-        };
+        let request = self.client.request(method.clone(), &url);
         let sent = match body {
             Some(body) => request.send_json(body).await,
             None => request.send().await,
@@ -103,7 +101,7 @@ impl Api {
     /// Returns the node's dev clock in Unix milliseconds, or `None` when the node runs on
     /// the system clock (the route is then 404) or this key may not read it.
     pub async fn dev_clock_ms(&self) -> anyhow::Result<Option<i64>> {
-        let (status, answer) = self.call("GET", "/api/v1/admin/clock", None).await?;
+        let (status, answer) = self.call(Method::GET, "/api/v1/admin/clock", None).await?;
         if status != 200 {
             return Ok(None);
         }
@@ -118,7 +116,7 @@ impl Api {
 
     /// Returns every segment of the node.
     pub async fn segments(&self) -> anyhow::Result<Vec<Segment>> {
-        let (status, answer) = self.call("GET", "/api/v1/segments", None).await?;
+        let (status, answer) = self.call(Method::GET, "/api/v1/segments", None).await?;
         if status != 200 {
             bail!("GET /api/v1/segments answered {status}: {answer}");
         }
@@ -128,7 +126,9 @@ impl Api {
 
     /// Creates a segment and returns it.
     pub async fn create_segment(&self, segment: &Value) -> anyhow::Result<Segment> {
-        let (status, answer) = self.call("POST", "/api/v1/segments", Some(segment)).await?;
+        let (status, answer) = self
+            .call(Method::POST, "/api/v1/segments", Some(segment))
+            .await?;
         if status != 201 {
             bail!("POST /api/v1/segments {segment} answered {status}: {answer}");
         }
@@ -138,7 +138,9 @@ impl Api {
     /// Links the cookie `id` to a user (creating it) and returns its `user_id`.
     pub async fn identify(&self, cookie: &str) -> anyhow::Result<u64> {
         let body = serde_json::json!({"identities": [{"id_type": "cookie", "id": cookie}]});
-        let (status, answer) = self.call("POST", "/api/v1/identify", Some(&body)).await?;
+        let (status, answer) = self
+            .call(Method::POST, "/api/v1/identify", Some(&body))
+            .await?;
         match answer.get("user_id").and_then(Value::as_u64) {
             Some(user) if status == 200 => Ok(user),
             _ => bail!("POST /api/v1/identify answered {status}: {answer}"),

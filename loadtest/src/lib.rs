@@ -73,12 +73,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
     let listener = if options.probe_rate > 0.0 {
         let ids: Vec<String> = segments.iter().map(|s| s.id.to_string()).collect();
         let path = format!("/api/v1/notifications/ws?segments={}", ids.join(","));
-        let path = match key {
-            // `Target::ws_url` appends `?key=`; this path already has a query.
-            Some(key) => format!("{path}&key={key}"),
-            None => path,
-        };
-        let socket = ws::connect(&options.target, &path, None)
+        let socket = ws::connect(&options.target, &path, key)
             .await
             .context("failed to subscribe to notifications")?;
         Some(actix_rt::spawn(probe::listen(socket, probes.clone())))

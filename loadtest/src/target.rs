@@ -60,14 +60,31 @@ impl Target {
         format!("{}{path}", self.base)
     }
 
-    /// Returns the WebSocket URL of `path`, with `?key=` when a key is given.
+    /// Returns the WebSocket URL of `path` (which may carry a query), with the key
+    /// as the `key` query parameter when one is given.
     pub fn ws_url(&self, path: &str, key: Option<&str>) -> String {
         let base = self.base.replacen("http://", "ws://", 1);
         match key {
-            Some(key) => format!("{base}{path}?key={key}"),
+            Some(key) => {
+                let separator = if path.contains('?') { '&' } else { '?' };
+                format!("{base}{path}{separator}key={}", percent_encode(key))
+            }
             None => format!("{base}{path}"),
         }
     }
+}
+
+/// Percent-encodes every byte of `text` but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -123,6 +140,10 @@ mod tests {
             t.ws_url("/api/v1/events/ws", None),
             "ws://127.0.0.1:8080/api/v1/events/ws"
         );
-        assert_eq!(t.ws_url("/x", Some("k")), "ws://127.0.0.1:8080/x?key=k");
+        assert_eq!(t.ws_url("/x", Some("k_1")), "ws://127.0.0.1:8080/x?key=k_1");
+        assert_eq!(
+            t.ws_url("/x?segments=1,2", Some("a b&c")),
+            "ws://127.0.0.1:8080/x?segments=1,2&key=a%20b%26c"
+        );
     }
 }

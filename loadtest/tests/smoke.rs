@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::oneshot;
-use uss::config::Config;
+use uss::config::{ApiKey, Config, Role};
 use uss::server::{run, RunOptions};
 use uss_loadtest::args::{parse, Command, Options};
 use uss_loadtest::report::Summary;
@@ -24,6 +24,11 @@ struct Node {
 
 impl Node {
     fn start_for_test() -> Node {
+        Node::start_with_for_test(|_| {})
+    }
+
+    /// Starts a node whose small test configuration `adjust` may change.
+    fn start_with_for_test(adjust: impl FnOnce(&mut Config)) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         config.server.data_dir = dir.path().to_owned();
@@ -31,6 +36,7 @@ impl Node {
         config.server.shutdown_timeout_secs = 1;
         config.actors.arbiters = 1;
         config.actors.shards = 64;
+        adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -45,7 +51,7 @@ impl Node {
                 shutdown,
             ))
         });
-        let node = Node {
+        let mut node = Node {
             addr,
             stop: Some(stop),
             thread: Some(thread),
@@ -55,10 +61,15 @@ impl Node {
         node
     }
 
-    /// Polls `GET /readyz` (plain HTTP/1.0) until it answers 200.
-    fn wait_ready_for_test(&self) {
+    /// Polls `GET /readyz` (plain HTTP/1.0) until it answers 200; reports a failed
+    /// start with its error.
+    fn wait_ready_for_test(&mut self) {
         use std::io::{Read, Write};
         for _ in 0..2000 {
+            if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                let outcome = self.thread.take().map(|t| t.join());
+                panic!("the node failed to start: {outcome:?}");
+            }
             if let Ok(mut stream) = std::net::TcpStream::connect(self.addr) {
                 let _ = stream.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
                 let mut answer = String::new();
@@ -262,4 +273,41 @@ fn a_closed_loop_run_is_bounded_by_its_duration() {
         "{}",
         summary.elapsed_s
     );
+}
+
+#[test]
+fn a_key_opens_every_route_the_tool_uses() {
+    let node = Node::start_with_for_test(|config| {
+        config.auth.keys = vec![ApiKey {
+            name: "ops".into(),
+            key: "k_admin_smoke_0123456789".into(),
+            role: Role::Admin,
+            rate_per_s: None,
+        }];
+    });
+    // Events over the WebSocket and notifications both carry the key as `?key=`.
+    let flags = [
+        "--mode",
+        "ws",
+        "--batch",
+        "10",
+        "--connections",
+        "2",
+        "--rate",
+        "200",
+        "--events",
+        "200",
+        "--probe-rate",
+        "20",
+        "--users",
+        "50",
+    ];
+    let with_key = [&flags[..], &["--key", "k_admin_smoke_0123456789"]].concat();
+    run_and_check(&node, &with_key, 200);
+
+    let options = options_for_test(&node, &flags);
+    let error = actix_rt::System::new()
+        .block_on(uss_loadtest::run(&options))
+        .expect_err("no key, no run");
+    assert!(format!("{error:#}").contains("401"), "{error:#}");
 }
