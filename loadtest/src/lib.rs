@@ -47,6 +47,8 @@ use crate::load::{drive, Shared, Stats};
 use crate::plan::Plan;
 use crate::probe::Probes;
 use crate::report::{ServerSummary, Summary};
+use crate::setup::SegmentRef;
+use crate::target::Target;
 use crate::workload::Workload;
 
 /// Runs a whole load test against the node; call it inside an actix system.
@@ -62,32 +64,26 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
         None => TimeBase::System,
     };
     let server_pid = options.server_pid.or_else(|| {
-        options
-            .target
-            .is_loopback()
+        let local = options.target.is_loopback();
+        local
             .then(|| rss::find_listener(options.target.port))
             .flatten()
     });
-
     let probes = Rc::new(Probes::new(segments.iter().map(|s| s.id)));
     let listener = if options.probe_rate > 0.0 {
-        let ids: Vec<String> = segments.iter().map(|s| s.id.to_string()).collect();
-        let path = format!("/api/v1/notifications/ws?segments={}", ids.join(","));
-        let socket = ws::connect(&options.target, &path, key)
-            .await
-            .context("failed to subscribe to notifications")?;
+        let socket = subscribe(&options.target, key, &segments).await?;
         Some(actix_rt::spawn(probe::listen(socket, probes.clone())))
     } else {
         None
     };
-
     // Sockets are opened before the clock starts: connecting is not ingesting.
-    let mut ws_transports = Vec::new();
+    let mut sockets = Vec::new();
     if options.mode == Mode::Ws {
         for _ in 0..options.connections {
-            ws_transports.push(ws::WsTransport::open(&options.target, key).await?);
+            sockets.push(ws::WsTransport::open(&options.target, key).await?);
         }
     }
+
     let stats = Rc::new(Stats::default());
     let plan = Rc::new(Plan::new(
         options.rate,
@@ -101,20 +97,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
         time_base,
         stats: stats.clone(),
     });
-    let mut workers = Vec::with_capacity(options.connections);
-    match options.mode {
-        Mode::Http => {
-            for _ in 0..options.connections {
+    let workers: Vec<_> = match options.mode {
+        Mode::Http => (0..options.connections)
+            .map(|_| {
                 let transport = http::HttpTransport::new(Api::new(&options.target, key));
-                workers.push(actix_rt::spawn(drive(transport, shared.clone())));
-            }
-        }
-        Mode::Ws => {
-            for transport in ws_transports {
-                workers.push(actix_rt::spawn(drive(transport, shared.clone())));
-            }
-        }
-    }
+                actix_rt::spawn(drive(transport, shared.clone()))
+            })
+            .collect(),
+        Mode::Ws => sockets
+            .into_iter()
+            .map(|socket| actix_rt::spawn(drive(socket, shared.clone())))
+            .collect(),
+    };
     let prober = (options.probe_rate > 0.0).then(|| {
         actix_rt::spawn(probe::send(
             Api::with_connections(&options.target, key, probe::CONNECTIONS),
@@ -143,8 +137,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
         listener.abort();
     }
 
-    let memory = server_pid.and_then(rss::memory);
-    let resident_users = control.resident_users().await.ok().flatten();
+    let server = server_summary(&control, server_pid).await;
     let errors = stats.errors.borrow().clone();
     let per_second = |n: u64| n as f64 / elapsed_s.max(1e-9);
     Ok(Summary {
@@ -174,16 +167,37 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
         latency: latencies.percentiles(),
         errors,
         probes: (options.probe_rate > 0.0).then(|| probes.summary()),
-        server: ServerSummary {
-            pid: server_pid,
-            rss_bytes: memory.map(|m| m.rss_bytes),
-            peak_rss_bytes: memory.map(|m| m.peak_rss_bytes),
-            resident_users,
-            rss_per_resident_user_bytes: match (memory, resident_users) {
-                (Some(m), Some(users)) if users > 0 => Some(m.rss_bytes as f64 / users as f64),
-                _ => None,
-            },
-        },
+        server,
         segments,
     })
+}
+
+/// Subscribes to the notifications of the run's segments (before any event is sent,
+/// so no probe's push can be missed).
+async fn subscribe(
+    target: &Target,
+    key: Option<&str>,
+    segments: &[SegmentRef],
+) -> anyhow::Result<ws::Socket> {
+    let ids: Vec<String> = segments.iter().map(|s| s.id.to_string()).collect();
+    let path = format!("/api/v1/notifications/ws?segments={}", ids.join(","));
+    ws::connect(target, &path, key)
+        .await
+        .context("failed to subscribe to notifications")
+}
+
+/// Reads the node's memory now: RSS from /proc, resident users from `/metrics`.
+async fn server_summary(control: &Api, pid: Option<u32>) -> ServerSummary {
+    let memory = pid.and_then(rss::memory);
+    let resident_users = control.resident_users().await.ok().flatten();
+    ServerSummary {
+        pid,
+        rss_bytes: memory.map(|m| m.rss_bytes),
+        peak_rss_bytes: memory.map(|m| m.peak_rss_bytes),
+        resident_users,
+        rss_per_resident_user_bytes: match (memory, resident_users) {
+            (Some(m), Some(users)) if users > 0 => Some(m.rss_bytes as f64 / users as f64),
+            _ => None,
+        },
+    }
 }
