@@ -144,12 +144,12 @@ impl Summary {
                     "probes",
                     format!(
                         "{} started, {} sent, {} measured, {} lost, {} unsent, {} failed{}",
-                        p.started,
-                        p.sent,
-                        p.measured,
-                        p.lost,
-                        p.unsent,
-                        p.failed,
+                        thousands(p.started),
+                        thousands(p.sent),
+                        thousands(p.measured),
+                        thousands(p.lost),
+                        thousands(p.unsent),
+                        thousands(p.failed),
                         p.socket_closed
                             .as_ref()
                             .map(|r| format!("; notification socket {r}"))
@@ -282,6 +282,31 @@ mod tests {
                 table.contains(expected),
                 "{expected:?} missing from\n{table}"
             );
+        }
+    }
+
+    #[test]
+    fn the_table_shows_the_probes() {
+        let mut latencies = Latencies::new();
+        latencies.record(std::time::Duration::from_millis(7));
+        let mut summary = sample();
+        summary.probes = Some(ProbeSummary {
+            started: 1000,
+            sent: 998,
+            measured: 997,
+            lost: 1,
+            unsent: 1,
+            failed: 1,
+            notifications: 5000,
+            socket_closed: Some("closed by the node: policy".into()),
+            latency: latencies.percentiles(),
+        });
+        let table = summary.table();
+        for expected in [
+            "1,000 started, 998 sent, 997 measured, 1 lost, 1 unsent, 1 failed; notification socket closed by the node: policy",
+            "event→push  p50 7.00 ms",
+        ] {
+            assert!(table.contains(expected), "{expected:?} missing from\n{table}");
         }
     }
 
