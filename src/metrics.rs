@@ -16,6 +16,8 @@ pub struct Metrics {
     pub events_ingested: IntCounter,
     /// Events refused as invalid.
     pub events_rejected: IntCounter,
+    /// Events refused with `503 overloaded` at the node's in-flight limit.
+    pub events_shed: IntCounter,
     /// Segment entries plus exits.
     pub membership_changes: IntCounter,
     /// Rule evaluations.
@@ -116,6 +118,11 @@ impl Metrics {
             identity_links_refused,
             events_ingested: counter(r, "uss_events_ingested_total", "Events applied"),
             events_rejected: counter(r, "uss_events_rejected_total", "Events refused as invalid"),
+            events_shed: counter(
+                r,
+                "uss_events_shed_total",
+                "Events refused with 503 at the in-flight limit",
+            ),
             membership_changes: counter(
                 r,
                 "uss_membership_changes_total",

@@ -207,6 +207,7 @@ pub async fn run(
         metrics: metrics.clone(),
         health,
         ready: Default::default(),
+        in_flight: tokio::sync::Semaphore::new(config.ingest.max_in_flight_events),
     });
     let addr = listener.local_addr()?;
     let app_state = state.clone();

@@ -102,6 +102,9 @@ impl Config {
             problems
                 .push("ingest.max_batch_events and ingest.max_body_bytes must be above 0".into());
         }
+        if self.ingest.max_in_flight_events < self.ingest.max_batch_events {
+            problems.push("ingest.max_in_flight_events must be at least max_batch_events".into());
+        }
         if self.ingest.identity_types.is_empty() {
             problems.push("ingest.identity_types must list at least one type".into());
         }

@@ -76,6 +76,9 @@ pub struct IngestSection {
     /// Most messages per second one events WebSocket may send; more are answered with a
     /// `rate_limited` error and not applied.
     pub ws_max_messages_per_s: u32,
+    /// Most events being ingested at once on the node (HTTP and WebSocket together); a
+    /// body that would go past it is answered `503 overloaded` at once, not queued.
+    pub max_in_flight_events: usize,
 }
 
 impl Default for IngestSection {
@@ -88,6 +91,7 @@ impl Default for IngestSection {
                 .map(String::from)
                 .to_vec(),
             ws_max_messages_per_s: 1000,
+            max_in_flight_events: 20_000,
         }
     }
 }

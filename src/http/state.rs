@@ -48,4 +48,6 @@ pub struct AppState {
     pub health: Arc<StorageHealth>,
     /// True once state is recovered and the node serves traffic.
     pub ready: AtomicBool,
+    /// Permits for events being ingested (`ingest.max_in_flight_events`).
+    pub in_flight: tokio::sync::Semaphore,
 }

@@ -23,6 +23,14 @@ pub async fn ingest_json(state: &AppState, body: serde_json::Value) -> Result<us
     let size = body.as_array().map_or(1, Vec::len) as u64;
     let events =
         validate_body(body, &rules).inspect_err(|_| state.metrics.events_rejected.inc_by(size))?;
+    let count = u32::try_from(events.len()).unwrap_or(u32::MAX);
+    let Ok(_permits) = state.in_flight.try_acquire_many(count) else {
+        state.metrics.events_shed.inc_by(size);
+        return Err(ApiError::Overloaded(format!(
+            "the node is ingesting {} events already; retry shortly",
+            ingest.max_in_flight_events
+        )));
+    };
     Ok(state.ingestor.ingest(events).await?)
 }
 
