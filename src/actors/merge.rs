@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::IdentitySection;
 use crate::domain::Timestamp;
 
-use super::record::{Identity, UserRecord, REMEMBERED_EVENT_IDS};
+use super::record::{Identity, UserRecord};
 
 /// Why a link between identities was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,14 +132,7 @@ impl UserRecord {
                 self.identities.push(identity);
             }
         }
-        for id in other.recent_event_ids {
-            if !self.recent_event_ids.contains(&id) {
-                if self.recent_event_ids.len() == REMEMBERED_EVENT_IDS {
-                    self.recent_event_ids.pop_front();
-                }
-                self.recent_event_ids.push_back(id);
-            }
-        }
+        self.event_ids.absorb(other.event_ids);
     }
 }
 
@@ -209,15 +202,15 @@ mod tests {
         let now = t(10 * DAY_MS);
         let mut a = UserRecord::default();
         a.identities.push(id("cookie", "a"));
-        a.recent_event_ids.push_back("e1".into());
+        a.event_ids.insert("e1");
         a.state
             .apply(&Event::new("view", t(DAY_MS)), now, 90 * DAY_MS);
         let mut b = a.clone();
         b.identities.push(id("email", "b"));
-        b.recent_event_ids.push_back("e2".into());
+        b.event_ids.insert("e2");
         a.absorb(b, now, 90 * DAY_MS);
         assert_eq!(a.state.count("view", None, now), 2);
         assert_eq!(a.identities, vec![id("cookie", "a"), id("email", "b")]);
-        assert_eq!(a.recent_event_ids, ["e1", "e2"].map(Box::from));
+        assert!(!a.event_ids.insert("e2"), "b's ids are remembered");
     }
 }

@@ -2,7 +2,7 @@
 //! up with time, re-evaluate or forget a segment. Each returns the membership changes
 //! as data; the actor persists and pushes them.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,12 +10,10 @@ use crate::domain::{Event, Timestamp};
 use crate::rules::{next_change, UserState};
 
 use super::catalog::Segments;
+use super::event_ids::EventIds;
 
 /// An identity `(id_type, id)`.
 pub type Identity = (String, String);
-
-/// How many recent `event_id`s a user remembers for idempotency.
-pub const REMEMBERED_EVENT_IDS: usize = 1024;
 
 /// One validated event on its way to its user.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,9 +39,9 @@ pub struct UserRecord {
     pub segments: BTreeSet<u64>,
     /// When the user must be evaluated again with no new event.
     pub next_due: Option<Timestamp>,
-    /// The latest `event_id`s applied, oldest first (at most `REMEMBERED_EVENT_IDS`).
+    /// Fingerprints of the latest `event_id`s applied (the idempotency window).
     #[serde(default)]
-    pub recent_event_ids: VecDeque<Box<str>>,
+    pub event_ids: EventIds,
 }
 
 /// A change to a user that comes with no event.
@@ -163,13 +161,9 @@ impl UserRecord {
                 effects.dirty = true;
             }
             if let Some(id) = &incoming.event_id {
-                if self.recent_event_ids.contains(id) {
+                if !self.event_ids.insert(id) {
                     continue;
                 }
-                if self.recent_event_ids.len() == REMEMBERED_EVENT_IDS {
-                    self.recent_event_ids.pop_front();
-                }
-                self.recent_event_ids.push_back(id.clone());
             }
             self.state.apply(&incoming.event, now, retention_ms);
             applied.push(&incoming.event);
