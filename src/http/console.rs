@@ -10,6 +10,8 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::domain::fnv1a;
+
 use super::error::ApiError;
 
 /// One embedded file: its name under `/console/`, content type and bytes.
@@ -51,18 +53,6 @@ const ASSETS: &[Asset] = assets![
 /// The page may load only its own scripts and style, and talk only to its own origin.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-/// Returns the FNV-1a hash of `bytes` (a stable `ETag`, computed at compile time).
-const fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
 
 fn serve(req: &HttpRequest, asset: &Asset) -> HttpResponse {
     let etag = format!("\"{:016x}\"", fnv1a(asset.body.as_bytes()));
