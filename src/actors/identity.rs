@@ -126,7 +126,11 @@ impl IdentityService {
             .filter(|identity| Some(*identity) != primary)
             .cloned()
             .partition(|(_, id)| self.config.is_blocked(id));
-        identities.extend(linkable);
+        for identity in linkable {
+            if !identities.contains(&identity) {
+                identities.push(identity);
+            }
+        }
         if blocked.is_empty() && !primary_blocked {
             if let Some(user) = self.already_linked(&identities)? {
                 return Ok(Linked {
@@ -220,18 +224,18 @@ impl IdentityService {
         }
         let mut owners: Vec<(Identity, Option<Owner>)> = Vec::new();
         let mut users: Vec<u64> = Vec::new();
-        let anybody_owns = identities
+        let mut found = identities
             .iter()
             .map(|identity| self.owner(identity))
-            .collect::<Result<Vec<_>, _>>()?
-            .iter()
-            .any(Option::is_some);
-        for (i, identity) in identities.iter().enumerate() {
-            let create = i == 0 && (has_primary || !anybody_owns);
-            if create {
-                self.resolve(identity)?;
+            .collect::<Result<Vec<_>, _>>()?;
+        let anybody_owns = found.iter().any(Option::is_some);
+        if let (Some(first), Some(slot)) = (identities.first(), found.first_mut()) {
+            if slot.is_none() && (has_primary || !anybody_owns) {
+                self.resolve(first)?;
+                *slot = self.owner(first)?;
             }
-            let owner = self.owner(identity)?;
+        }
+        for (identity, owner) in identities.iter().zip(found) {
             if let Some(owner) = owner.filter(|o| !users.contains(&o.current)) {
                 if users.len() >= self.config.max_users_per_merge {
                     plan.refused.push(RefusedLink {

@@ -187,11 +187,7 @@ impl UserRecord {
         now: Timestamp,
         retention_ms: i64,
     ) -> Effects {
-        let mut effects = Effects::default();
-        self.catch_up(segments, now, retention_ms, &mut effects);
-        effects.evaluate(self, segments.range(id..=id), now);
-        self.reschedule(segments, now);
-        effects
+        self.caught_up(segments, now, retention_ms, |_| {}, segments.range(id..=id))
     }
 
     /// Catches up with time, lets `change` alter the record (a merge), then evaluates
@@ -203,10 +199,23 @@ impl UserRecord {
         retention_ms: i64,
         change: impl FnOnce(&mut UserRecord),
     ) -> Effects {
+        self.caught_up(segments, now, retention_ms, change, segments.iter())
+    }
+
+    /// Catches up with time, applies `change`, evaluates `evaluated` at `now` and finds
+    /// the next deadline.
+    fn caught_up<'a>(
+        &mut self,
+        segments: &Segments,
+        now: Timestamp,
+        retention_ms: i64,
+        change: impl FnOnce(&mut UserRecord),
+        evaluated: impl Iterator<Item = (&'a u64, &'a std::sync::Arc<super::catalog::Segment>)>,
+    ) -> Effects {
         let mut effects = Effects::default();
         self.catch_up(segments, now, retention_ms, &mut effects);
         change(self);
-        effects.evaluate(self, segments.iter(), now);
+        effects.evaluate(self, evaluated, now);
         self.reschedule(segments, now);
         effects
     }
