@@ -16,6 +16,7 @@
 
 pub mod actors;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod auth;
+mod cluster;
 mod identity;
 mod sections;
 
 pub use auth::{ApiKey, AuthSection, Role};
+pub use cluster::{ClusterSection, NodeAddr, MAX_NODES};
 pub use identity::IdentitySection;
 pub use sections::{
     ActorsSection, IngestSection, NotificationsSection, RulesSection, ServerSection, StorageSection,
@@ -63,6 +65,8 @@ pub struct Config {
     pub auth: AuthSection,
     /// `[identity]`
     pub identity: IdentitySection,
+    /// `[cluster]`
+    pub cluster: ClusterSection,
 }
 
 impl Config {
@@ -126,6 +130,7 @@ impl Config {
         }
         problems.extend(self.auth_problems());
         problems.extend(self.identity.problems());
+        problems.extend(self.cluster.problems(&self.server.node_id));
         if problems.is_empty() {
             Ok(())
         } else {
