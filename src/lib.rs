@@ -12,10 +12,12 @@
 //! - [`storage`]: the typed facade over sled.
 //! - [`actors`]: user actors, registry, segment catalog, group commit, timers.
 //! - [`http`]: routes, validation, JSON errors, WebSockets, access control.
+//! - [`cluster`]: the nodes of a cluster — membership and failure detection (gossip).
 //! - [`server`]: wiring, recovery, graceful stop.
 
 pub mod actors;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -1,0 +1,4 @@
+//! `cluster` owns the ring, which node owns a user, forwarding, fan-out, handoff;
+//! membership comes from chitchat.
+
+pub mod membership;
