@@ -12,7 +12,8 @@
 //! - [`storage`]: the typed facade over sled.
 //! - [`actors`]: user actors, registry, segment catalog, group commit, timers.
 //! - [`http`]: routes, validation, JSON errors, WebSockets, access control.
-//! - [`cluster`]: the nodes of a cluster — membership and failure detection (gossip).
+//! - [`cluster`]: the nodes of a cluster — the ring, user ids, forwarding, notification
+//!   fan-out, membership and failure detection (gossip).
 //! - [`server`]: wiring, recovery, graceful stop.
 
 pub mod actors;

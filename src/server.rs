@@ -21,9 +21,13 @@ use crate::actors::{
     Registry, SegmentService, StorageHealth, Timers, UserContext, UserRecord,
 };
 use crate::clock::{Clock, ManualClock, Stopwatch, SystemClock, DEV_CLOCK_KEY};
+use crate::cluster::membership::{MembershipConfig, Tuning};
+use crate::cluster::{fanout, Cluster, Membership};
 use crate::config::Config;
 use crate::domain::Timestamp;
-use crate::http::{configure, cors, method_label, route_label, Access, AppState};
+use crate::http::{
+    catch_up, configure, cors, method_label, ready_gate, route_label, Access, AppState,
+};
 use crate::metrics::Metrics;
 use crate::storage::Store;
 
@@ -84,6 +88,41 @@ async fn open_store(dir: &std::path::Path, cache_bytes: u64) -> anyhow::Result<S
             }
         }
     }
+}
+
+/// Starts gossip with the other nodes of `[cluster]`, on UDP at the HTTP listener's
+/// address; without that section the node is a cluster of one.
+async fn join_cluster(config: &Config, listener: &TcpListener) -> anyhow::Result<Cluster> {
+    let node_id = &config.server.node_id;
+    let section = &config.cluster;
+    if section.nodes.is_empty() {
+        return Ok(Cluster::single(node_id, &config.server.bind));
+    }
+    let nodes = section
+        .nodes
+        .iter()
+        .map(|node| Ok((node.id.clone(), node.addr.parse()?)))
+        .collect::<anyhow::Result<Vec<(String, std::net::SocketAddr)>>>()?;
+    let membership = Membership::start(MembershipConfig {
+        node_id: node_id.clone(),
+        listen_addr: listener.local_addr()?,
+        nodes,
+        generation: u64::try_from(SystemClock.now().as_millis()).unwrap_or(0),
+        tuning: Tuning {
+            gossip_interval: std::time::Duration::from_millis(section.gossip_interval_ms),
+            // Silence of about phi x half the gossip interval marks a peer down.
+            phi_threshold: (2.0 * section.down_after_ms as f64 / section.gossip_interval_ms as f64)
+                .clamp(4.0, 64.0),
+            ..Tuning::default()
+        },
+    })
+    .await?;
+    Ok(Cluster::new(
+        section,
+        node_id,
+        membership,
+        config.cluster_key(),
+    ))
 }
 
 /// Runs the node on `listener` until `shutdown` resolves.
@@ -179,17 +218,20 @@ pub async fn run(
         actix_rt::spawn(timers.run(Arc::clone(&clock)))
     });
 
+    let cluster = Arc::new(join_cluster(&config, &listener).await?);
     let identities = Arc::new(IdentityService::new(
         store.clone(),
         Arc::clone(&registry),
         Arc::clone(&clock),
         config.identity.clone(),
+        cluster.user_ids(),
     ));
     let access = Access::new(&config.auth);
     if access.is_open() {
         warn!("no auth.keys configured: every request is allowed (development only)");
     }
     let state = web::Data::new(AppState {
+        cluster: Arc::clone(&cluster),
         access,
         ingestor: Ingestor::new(Arc::clone(&registry), Arc::clone(&identities)),
         identities,
@@ -239,6 +281,7 @@ pub async fn run(
                     Ok(response)
                 }
             })
+            .wrap(from_fn(ready_gate))
             .wrap(from_fn(cors))
             .configure(configure)
     })
@@ -255,13 +298,26 @@ pub async fn run(
     .listen(listener)?
     .run();
     let handle = server.handle();
+    let serving = actix_rt::spawn(server);
+    if !cluster.is_single() {
+        catch_up(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to catch up with the cluster: {e}"))?;
+        cluster
+            .await_peers(std::time::Duration::from_millis(
+                config.cluster.down_after_ms,
+            ))
+            .await;
+        fanout::start(Arc::clone(&cluster), state.hub.clone());
+    }
     state.ready.store(true, Ordering::SeqCst);
+    cluster.set_ready(true);
     info!(node_id = %config.server.node_id, dev_clock = options.dev_clock, "listening on http://{addr}");
 
-    let serving = actix_rt::spawn(server);
     shutdown.await;
     info!("stopping: no new requests; finishing those in flight");
     state.ready.store(false, Ordering::SeqCst);
+    cluster.set_ready(false);
     handle.stop(true).await;
     if let Err(e) = serving.await {
         warn!(error = %e, "http server task failed");
@@ -270,6 +326,7 @@ pub async fn run(
         task.abort();
     }
     passivation.abort();
+    cluster.shutdown().await;
     store.flush().await.context("final flush failed")?;
     for arbiter in &arbiters {
         arbiter.stop();

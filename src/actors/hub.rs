@@ -21,6 +21,8 @@ pub struct Notification {
     pub at: Timestamp,
     /// The survivor, when this user was absorbed by a merge.
     pub merged_into: Option<u64>,
+    /// True when another node computed it (its user lives there) and sent it here.
+    pub relayed: bool,
 }
 
 /// The fan-out point.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use crate::clock::Clock;
+use crate::cluster::UserIds;
 use crate::config::IdentitySection;
 use crate::storage::{StorageError, Store};
 
@@ -48,6 +49,7 @@ pub struct IdentityService {
     registry: Arc<Registry>,
     clock: Arc<dyn Clock>,
     config: IdentitySection,
+    ids: UserIds,
     merges: Mutex<()>,
 }
 
@@ -62,12 +64,14 @@ impl IdentityService {
         registry: Arc<Registry>,
         clock: Arc<dyn Clock>,
         config: IdentitySection,
+        ids: UserIds,
     ) -> IdentityService {
         IdentityService {
             store,
             registry,
             clock,
             config,
+            ids,
             merges: Mutex::new(()),
         }
     }
@@ -90,7 +94,11 @@ impl IdentityService {
     pub fn resolve(&self, identity: &Identity) -> Result<u64, ActorError> {
         let (user, _created) = self
             .store
-            .resolve_identity(&identity.0, &identity.1)
+            .resolve_identity(&identity.0, &identity.1, || {
+                self.ids
+                    .assign(|| self.store.next_sequence())?
+                    .ok_or(StorageError::IdsExhausted)
+            })
             .map_err(storage)?;
         Ok(user)
     }
@@ -126,12 +134,15 @@ impl IdentityService {
             .filter(|identity| Some(*identity) != primary)
             .cloned()
             .partition(|(_, id)| self.config.is_blocked(id));
+        let (linkable, remote): (Vec<Identity>, Vec<Identity>) = linkable
+            .into_iter()
+            .partition(|(id_type, id)| self.ids.resolves(id_type, id));
         for identity in linkable {
             if !identities.contains(&identity) {
                 identities.push(identity);
             }
         }
-        if blocked.is_empty() && !primary_blocked {
+        if blocked.is_empty() && remote.is_empty() && !primary_blocked {
             if let Some(user) = self.already_linked(&identities)? {
                 return Ok(Linked {
                     user: Some(user),
@@ -141,18 +152,28 @@ impl IdentityService {
             }
         }
         let now = self.clock.now();
-        let refusal = |identity: Identity| RefusedLink {
-            at: now,
-            identity,
-            reason: Refusal::Blocklisted,
-            owner: None,
+        let refusal = |reason: Refusal| {
+            move |identity: Identity| RefusedLink {
+                at: now,
+                identity,
+                reason,
+                owner: None,
+            }
         };
-        let refused: Vec<RefusedLink> = if primary_blocked {
+        let mut refused: Vec<RefusedLink> = if primary_blocked {
             identities.truncate(1);
-            identities.iter().cloned().map(refusal).collect()
+            identities
+                .iter()
+                .cloned()
+                .map(refusal(Refusal::Blocklisted))
+                .collect()
         } else {
-            blocked.into_iter().map(refusal).collect()
+            blocked
+                .into_iter()
+                .map(refusal(Refusal::Blocklisted))
+                .collect()
         };
+        refused.extend(remote.into_iter().map(refusal(Refusal::OtherNode)));
         let _one_merge_at_a_time = self.merges.lock().await;
         let mut linked = Linked {
             user: None,

@@ -196,6 +196,7 @@ pub fn merge_step(
             out_segments: absorbed.record.segments.iter().copied().collect(),
             at: now,
             merged_into: Some(id),
+            relayed: false,
         });
     }
     let merged: Vec<u64> = accepted.iter().map(|a| a.user).collect();
@@ -230,6 +231,7 @@ pub fn merge_step(
         out_segments: change.left,
         at: change.at,
         merged_into: None,
+        relayed: false,
     }));
     Ok(MergeOutcome {
         merged,

@@ -217,6 +217,47 @@ impl SegmentService {
         Ok(())
     }
 
+    /// Takes a segment as another node (the catalog's keeper) defined it: the same id,
+    /// name, rule and times. A new or changed rule is backfilled over this node's users.
+    pub async fn adopt(self: &Arc<Self>, mut def: SegmentDef) -> Result<(), SegmentError> {
+        let compiled = compile(&def.rule, &self.limits).map_err(SegmentError::InvalidRule)?;
+        let _write = self.writes.lock().await;
+        let current = self.catalog.snapshot().get(&def.id).cloned();
+        let backfill = current.as_ref().is_none_or(|c| c.def.rule != def.rule);
+        def.ready = !backfill && current.is_some_and(|c| c.def.ready);
+        self.store.save_segment(def.id, &def).map_err(storage)?;
+        self.store.flush().await.map_err(storage)?;
+        let id = def.id;
+        self.catalog.put(Segment {
+            def,
+            rule: compiled,
+        });
+        if backfill {
+            self.spawn_backfill(id);
+        }
+        Ok(())
+    }
+
+    /// Keeps exactly the segments `defs` (the keeper's catalog): adopts each, deletes the
+    /// others. Used when a node starts and may have missed changes.
+    pub async fn reconcile(self: &Arc<Self>, defs: Vec<SegmentDef>) -> Result<(), SegmentError> {
+        let kept: Vec<u64> = defs.iter().map(|def| def.id).collect();
+        let stale: Vec<u64> = self
+            .catalog
+            .snapshot()
+            .keys()
+            .filter(|id| !kept.contains(id))
+            .copied()
+            .collect();
+        for id in stale {
+            self.delete(id).await?;
+        }
+        for def in defs {
+            self.adopt(def).await?;
+        }
+        Ok(())
+    }
+
     fn ensure_free(&self, name: &str, except: Option<u64>) -> Result<(), SegmentError> {
         let taken = self
             .catalog

@@ -152,6 +152,7 @@ pub fn step(
             out_segments: change.left,
             at: change.at,
             merged_into: None,
+            relayed: false,
         })
         .collect();
     Ok(Some(shared.committer.submit(writes, notifications)))

@@ -1,5 +1,236 @@
 //! `cluster` owns the ring, which node owns a user, forwarding, fan-out, handoff;
 //! membership comes from chitchat.
+//!
+//! `Cluster` is this node's view: the configured nodes, the ring over them, which of them
+//! gossip says are up, and how to ask one of them. A node without a `[cluster]` section
+//! is a cluster of one that owns everything and never forwards.
 
+pub mod fanout;
+pub mod forward;
+pub mod ids;
 pub mod membership;
 pub mod ring;
+
+use std::time::Duration;
+
+use actix_web::http::header::HeaderValue;
+
+use crate::config::ClusterSection;
+
+pub use forward::{Answer, Outgoing, FORWARDED_BY};
+pub use ids::UserIds;
+pub use membership::{Membership, NodeState};
+pub use ring::{identity_shard, user_shard, Ring};
+
+/// A configured node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Its id.
+    pub id: String,
+    /// Its HTTP address.
+    pub addr: String,
+}
+
+/// Why another node could not serve a request.
+#[derive(Debug, thiserror::Error)]
+#[error("node {node} owns this and is unavailable: {reason}")]
+pub struct OwnerUnavailable {
+    /// The node's id.
+    pub node: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// This node's view of the cluster.
+pub struct Cluster {
+    me: usize,
+    nodes: Vec<Node>,
+    ring: Ring,
+    membership: Option<Membership>,
+    credentials: Option<HeaderValue>,
+    forward_timeout: Duration,
+}
+
+impl Cluster {
+    /// A cluster of one: this node, at its bind address.
+    pub fn single(node_id: &str, bind: &str) -> Cluster {
+        Cluster {
+            me: 0,
+            nodes: vec![Node {
+                id: node_id.to_owned(),
+                addr: bind.to_owned(),
+            }],
+            ring: Ring::new(&[node_id]),
+            membership: None,
+            credentials: None,
+            forward_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The configured cluster, as node `node_id` sees it through `membership`; requests
+    /// to other nodes carry `admin_key` when keys are configured.
+    pub fn new(
+        section: &ClusterSection,
+        node_id: &str,
+        membership: Membership,
+        admin_key: Option<&str>,
+    ) -> Cluster {
+        let ids: Vec<&str> = section.nodes.iter().map(|node| node.id.as_str()).collect();
+        Cluster {
+            me: section.ordinal(node_id),
+            nodes: section
+                .nodes
+                .iter()
+                .map(|node| Node {
+                    id: node.id.clone(),
+                    addr: node.addr.clone(),
+                })
+                .collect(),
+            ring: Ring::new(&ids),
+            membership: Some(membership),
+            credentials: admin_key
+                .and_then(|key| HeaderValue::from_str(&format!("Bearer {key}")).ok()),
+            forward_timeout: Duration::from_millis(section.forward_timeout_ms),
+        }
+    }
+
+    /// Returns whether this node is the whole cluster.
+    pub fn is_single(&self) -> bool {
+        self.nodes.len() == 1
+    }
+
+    /// Returns this node's position in the node list.
+    pub fn me(&self) -> usize {
+        self.me
+    }
+
+    /// Returns the node at `position`.
+    pub fn node(&self, position: usize) -> &Node {
+        &self.nodes[position.min(self.nodes.len() - 1)]
+    }
+
+    /// Returns the positions of the other nodes.
+    pub fn others(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.nodes.len()).filter(move |position| *position != self.me)
+    }
+
+    /// Returns the position of the node that owns `user`.
+    pub fn user_owner(&self, user: u64) -> usize {
+        self.ring.owner(user_shard(user))
+    }
+
+    /// Returns the position of the node that owns (resolves) an identity.
+    pub fn identity_owner(&self, id_type: &str, id: &str) -> usize {
+        self.ring.owner(identity_shard(id_type, id))
+    }
+
+    /// Returns the ids this node may give new users.
+    pub fn user_ids(&self) -> UserIds {
+        if self.is_single() {
+            UserIds::single()
+        } else {
+            UserIds::of(self.me, self.ring.clone())
+        }
+    }
+
+    /// Returns every node with its state as this node sees it, in configuration order.
+    pub fn states(&self) -> Vec<(&Node, NodeState)> {
+        let Some(membership) = &self.membership else {
+            return self
+                .nodes
+                .iter()
+                .map(|node| (node, NodeState::Up))
+                .collect();
+        };
+        let states = membership.states();
+        self.nodes
+            .iter()
+            .map(|node| {
+                let state = states
+                    .iter()
+                    .find(|(id, _)| *id == node.id)
+                    .map_or(NodeState::Down, |(_, state)| *state);
+                (node, state)
+            })
+            .collect()
+    }
+
+    /// Returns whether the node at `position` is up (this node always is, to itself).
+    pub fn is_up(&self, position: usize) -> bool {
+        position == self.me
+            || self
+                .membership
+                .as_ref()
+                .is_some_and(|membership| membership.is_up(&self.node(position).id))
+    }
+
+    /// Returns the `Authorization` nodes present to each other, when keys are set.
+    pub fn credentials(&self) -> Option<&HeaderValue> {
+        self.credentials.as_ref()
+    }
+
+    /// Waits until gossip has heard from every other node, or `patience` ran out (some
+    /// are down), so that a node that just started does not call its peers down.
+    pub async fn await_peers(&self, patience: Duration) {
+        let Some(membership) = &self.membership else {
+            return;
+        };
+        let mut changes = membership.subscribe();
+        let all_heard = |states: &Vec<(String, NodeState)>| {
+            states.iter().all(|(_, state)| *state != NodeState::Down)
+        };
+        let _some_are_down = tokio::time::timeout(patience, changes.wait_for(all_heard)).await;
+    }
+
+    /// Tells the other nodes whether this node serves traffic.
+    pub fn set_ready(&self, ready: bool) {
+        if let Some(membership) = &self.membership {
+            membership.set_ready(ready);
+        }
+    }
+
+    /// Sends `request` to the node at `position` (which must not be this one), when
+    /// gossip says it is up.
+    pub async fn send(
+        &self,
+        position: usize,
+        request: Outgoing<'_>,
+    ) -> Result<Answer, OwnerUnavailable> {
+        if !self.is_up(position) {
+            return Err(OwnerUnavailable {
+                node: self.node(position).id.clone(),
+                reason: "it is down".into(),
+            });
+        }
+        self.ask(position, request).await
+    }
+
+    /// Sends `request` to the node at `position` whatever gossip says (a node that has
+    /// just started has not heard from its peers yet).
+    pub async fn ask(
+        &self,
+        position: usize,
+        request: Outgoing<'_>,
+    ) -> Result<Answer, OwnerUnavailable> {
+        let node = self.node(position);
+        forward::send(
+            &node.addr,
+            &self.node(self.me).id,
+            self.credentials.as_ref(),
+            request,
+            self.forward_timeout,
+        )
+        .await
+        .map_err(|e| OwnerUnavailable {
+            node: node.id.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Stops gossip.
+    pub async fn shutdown(&self) {
+        if let Some(membership) = &self.membership {
+            membership.clone().shutdown().await;
+        }
+    }
+}

@@ -57,6 +57,15 @@ pub struct AuthSection {
 }
 
 impl Config {
+    /// Returns the key nodes present to each other: the first admin key, if keys are set.
+    pub fn cluster_key(&self) -> Option<&str> {
+        self.auth
+            .keys
+            .iter()
+            .find(|key| key.role == Role::Admin)
+            .map(|key| key.key.as_str())
+    }
+
     pub(super) fn auth_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let keys = &self.auth.keys;
@@ -82,6 +91,11 @@ impl Config {
                     key.name
                 ));
             }
+        }
+        if !keys.is_empty() && self.cluster.nodes.len() > 1 && self.cluster_key().is_none() {
+            problems.push(
+                "auth.keys: a cluster needs an admin key, which nodes use to ask each other".into(),
+            );
         }
         let loopback = self
             .server

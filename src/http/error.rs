@@ -75,6 +75,12 @@ pub enum ApiError {
     /// Storage or shutdown prevented the work; nothing was acknowledged.
     #[error("{0}")]
     Unavailable(String),
+    /// The node that owns the user (or identity) cannot be reached.
+    #[error("{0}")]
+    OwnerUnavailable(String),
+    /// Another node answered with an error; it is passed on as it came.
+    #[error("another node answered {}", .0.status)]
+    Relayed(Box<crate::cluster::Answer>),
 }
 
 #[derive(Serialize)]
@@ -116,6 +122,8 @@ impl ApiError {
             ApiError::IdentityRefused(_) => "identity_refused",
             ApiError::Overloaded(_) => "overloaded",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::OwnerUnavailable(_) => "owner_unavailable",
+            ApiError::Relayed(_) => "relayed",
         }
     }
 
@@ -145,11 +153,21 @@ impl ResponseError for ApiError {
             ApiError::InvalidRule { .. } | ApiError::IdentityRefused(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) | ApiError::OwnerUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Relayed(answer) => answer.status,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::Relayed(answer) = self {
+            let mut response = HttpResponse::build(answer.status);
+            for (name, value) in &answer.headers {
+                response.insert_header((name.clone(), value.clone()));
+            }
+            return response.body(answer.body.clone());
+        }
         let status = self.status_code();
         if status.is_server_error() && !matches!(self, ApiError::Overloaded(_)) {
             error!(code = self.code(), error = %self, "request failed");
@@ -159,7 +177,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(allowed) => {
                 response.insert_header((header::ALLOW, allowed.join(", ")));
             }
-            ApiError::Overloaded(_) | ApiError::Unavailable(_) => {
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) | ApiError::OwnerUnavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             ApiError::RateLimited { retry_after_s, .. } => {
@@ -176,6 +194,9 @@ impl ResponseError for ApiError {
 impl ApiError {
     /// Returns the JSON error body, as sent over HTTP and WebSocket.
     pub fn body_json(&self) -> String {
+        if let ApiError::Relayed(answer) = self {
+            return String::from_utf8_lossy(&answer.body).into_owned();
+        }
         let (field, index, line, column) = match self {
             ApiError::InvalidJson { line, column, .. } => (None, None, Some(*line), Some(*column)),
             ApiError::InvalidEvent { field, index, .. } => {

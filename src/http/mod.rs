@@ -11,6 +11,7 @@ mod error;
 mod event_json;
 mod handlers;
 mod openapi;
+mod peers;
 mod routes;
 mod state;
 mod ws;
@@ -20,5 +21,13 @@ pub use body::parse_json;
 pub use cors::cors;
 pub use error::ApiError;
 pub use event_json::{validate_body, EventRules};
+pub use peers::ready_gate;
 pub use routes::{configure, method_label, route_label};
 pub use state::AppState;
+
+/// Takes what a node of a cluster may have missed while it was down: the segment catalog
+/// from its keeper, and the dev clock of a running node.
+pub async fn catch_up(state: &AppState) -> Result<(), ApiError> {
+    handlers::replica::catch_up(state).await?;
+    handlers::admin::catch_up(state).await
+}

@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse, Route};
 use super::auth::{self, check_any_key, Class};
 use super::console;
 use super::error::ApiError;
-use super::handlers::{admin, events, identify, ops, segments, users};
+use super::handlers::{admin, events, identify, ops, replica, segments, users};
 use super::ws;
 
 /// A route guarded by the key class it needs.
@@ -251,8 +251,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// Registers every route, one resource per path, and the web console (`console.rs`,
-/// outside the API table).
+/// Registers every route, one resource per path, the routes nodes use between them
+/// (`replica.rs`) and the web console (`console.rs`), the last two outside the API table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut by_path: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
     for e in endpoints() {
@@ -264,6 +264,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for (path, group) in by_path {
         cfg.service(resource(path, group));
     }
+    cfg.service(
+        web::resource("/internal/v1/segments")
+            .route(guarded(web::get().to(replica::list), Class::Admin)),
+    );
+    cfg.service(
+        web::resource("/internal/v1/segments/{id}")
+            .route(guarded(web::put().to(replica::put), Class::Admin))
+            .route(guarded(web::delete().to(replica::remove), Class::Admin)),
+    );
     console::configure(cfg);
     cfg.default_service(web::to(not_found));
 }

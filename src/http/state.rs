@@ -8,6 +8,7 @@ use crate::actors::{
     StorageHealth, Timers,
 };
 use crate::clock::{Clock, ManualClock};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::storage::Store;
@@ -16,6 +17,8 @@ use crate::storage::Store;
 pub struct AppState {
     /// The configuration in force.
     pub config: Config,
+    /// The nodes, the ring, and how to reach the others.
+    pub cluster: Arc<Cluster>,
     /// Storage.
     pub store: Store,
     /// User actors.

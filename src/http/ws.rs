@@ -116,6 +116,8 @@ pub async fn notifications(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let filter = segment_filter(&req)?;
+    // Another node relays this node's own users' changes; it has the rest already.
+    let own_only = super::peers::is_forwarded(&req);
     let subscribers = state.metrics.notification_subscribers.get();
     if subscribers >= state.config.notifications.max_subscribers as i64 {
         return Err(ApiError::Overloaded(format!(
@@ -132,6 +134,7 @@ pub async fn notifications(
         let reason = loop {
             tokio::select! {
                 next = feed.recv() => match next {
+                    Ok(notification) if own_only && notification.relayed => {}
                     Ok(notification) => {
                         let Some(text) = notification_json(&notification, filter.as_deref()) else { continue };
                         match tokio::time::timeout(send_timeout, session.text(text)).await {
@@ -206,7 +209,7 @@ pub async fn events(
                         }
                         Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
                             let result = match parse_json(text.as_bytes()) {
-                                Ok(body) => ingest_json(&state, body).await,
+                                Ok(body) => ingest_json(&state, body, false).await,
                                 Err(e) => Err(e),
                             };
                             match result {

@@ -35,14 +35,25 @@ impl Store {
         value.map(|v| key_suffix(&v, 0)).transpose()
     }
 
-    /// Returns the user that owns the identity, creating one if none does; the flag says
-    /// whether it was created. Safe under concurrent calls for the same identity.
-    pub fn resolve_identity(&self, id_type: &str, id: &str) -> Result<(u64, bool), StorageError> {
+    /// Returns the next number of the node's persistent, increasing sequence (from 1).
+    pub fn next_sequence(&self) -> Result<u64, StorageError> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    /// Returns the user that owns the identity, creating one with the id `fresh` gives if
+    /// none does; the flag says whether it was created. Safe under concurrent calls for
+    /// the same identity.
+    pub fn resolve_identity(
+        &self,
+        id_type: &str,
+        id: &str,
+        fresh: impl FnOnce() -> Result<u64, StorageError>,
+    ) -> Result<(u64, bool), StorageError> {
         let key = keys::identity(id_type, id);
         if let Some(existing) = self.tree.get(&key)? {
             return Ok((key_suffix(&existing, 0)?, false));
         }
-        let fresh = self.db.generate_id()? + 1;
+        let fresh = fresh()?;
         match self.tree.compare_and_swap(
             &key,
             None as Option<&[u8]>,
@@ -147,10 +158,19 @@ mod tests {
     #[test]
     fn identities_resolve_to_one_user_each() {
         let (_dir, store) = store();
-        let (a, created) = store.resolve_identity("cookie", "c1").unwrap();
+        let (a, created) = store
+            .resolve_identity("cookie", "c1", || store.next_sequence())
+            .unwrap();
         assert!(created);
-        assert_eq!(store.resolve_identity("cookie", "c1").unwrap(), (a, false));
-        let (b, _) = store.resolve_identity("email", "c1").unwrap();
+        assert_eq!(
+            store
+                .resolve_identity("cookie", "c1", || store.next_sequence())
+                .unwrap(),
+            (a, false)
+        );
+        let (b, _) = store
+            .resolve_identity("email", "c1", || store.next_sequence())
+            .unwrap();
         assert_ne!(a, b);
         assert_eq!(store.user_for_identity("cookie", "c1").unwrap(), Some(a));
         assert_eq!(store.user_for_identity("cookie", "zz").unwrap(), None);
@@ -160,8 +180,12 @@ mod tests {
     fn a_merge_moves_everything_at_once() {
         let (_dir, store) = store();
         let t = Timestamp::from_millis;
-        let (a, _) = store.resolve_identity("cookie", "a").unwrap();
-        let (b, _) = store.resolve_identity("cookie", "b").unwrap();
+        let (a, _) = store
+            .resolve_identity("cookie", "a", || store.next_sequence())
+            .unwrap();
+        let (b, _) = store
+            .resolve_identity("cookie", "b", || store.next_sequence())
+            .unwrap();
         let joined = UserWrite {
             new_due: Some(t(5)),
             joined: vec![3],

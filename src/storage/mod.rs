@@ -30,4 +30,7 @@ pub enum StorageError {
     /// A stored value could not be decoded.
     #[error("failed to decode a stored value: {0}")]
     Decode(String),
+    /// The node's sequence of user ids ran out.
+    #[error("this node has assigned every user id of its range")]
+    IdsExhausted,
 }

@@ -1,17 +1,30 @@
-//! `POST /api/v1/events`: one event or an array, acknowledged once durable.
+//! `POST /api/v1/events`: one event or an array, acknowledged once durable. In a cluster
+//! each event goes to the node that resolves its identity; the answer waits for all.
 
-use actix_web::{web, HttpResponse};
-use serde_json::json;
+use std::collections::BTreeMap;
 
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+
+use crate::actors::Incoming;
+use crate::cluster::Outgoing;
 use crate::domain::SECOND_MS;
 
 use super::super::body::json_body;
 use super::super::error::ApiError;
 use super::super::event_json::{validate_body, EventRules};
+use super::super::peers::is_forwarded;
 use super::super::state::AppState;
 
-/// Validates, ingests and acknowledges the JSON text of one body or message.
-pub async fn ingest_json(state: &AppState, body: serde_json::Value) -> Result<usize, ApiError> {
+/// Validates, ingests and acknowledges the JSON text of one body or message; `forwarded`
+/// says another node sent it (its events are this node's to apply).
+pub async fn ingest_json(
+    state: &AppState,
+    body: Value,
+    forwarded: bool,
+) -> Result<usize, ApiError> {
     let now = state.clock.now();
     let ingest = &state.config.ingest;
     let rules = EventRules {
@@ -21,25 +34,91 @@ pub async fn ingest_json(state: &AppState, body: serde_json::Value) -> Result<us
         max_events: ingest.max_batch_events,
     };
     let size = body.as_array().map_or(1, Vec::len) as u64;
+    // The events as sent, kept when some may go to other nodes.
+    let sent = (!state.cluster.is_single() && !forwarded).then(|| match &body {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    });
     let events =
         validate_body(body, &rules).inspect_err(|_| state.metrics.events_rejected.inc_by(size))?;
-    let count = u32::try_from(events.len()).unwrap_or(u32::MAX);
-    let Ok(_permits) = state.in_flight.try_acquire_many(count) else {
+    let count = events.len();
+    let Ok(_permits) = state
+        .in_flight
+        .try_acquire_many(u32::try_from(count).unwrap_or(u32::MAX))
+    else {
         state.metrics.events_shed.inc_by(size);
         return Err(ApiError::Overloaded(format!(
             "the node is ingesting {} events already; retry shortly",
             ingest.max_in_flight_events
         )));
     };
-    Ok(state.ingestor.ingest(events).await?)
+    match sent {
+        Some(sent) => route(state, events, sent).await?,
+        None => {
+            if forwarded && events.iter().any(|e| !owns(state, e)) {
+                return Err(ApiError::OwnerUnavailable(
+                    "an event was forwarded to a node that does not resolve its identity (the nodes disagree on the cluster's node list)".into(),
+                ));
+            }
+            state.ingestor.ingest(events).await?;
+        }
+    }
+    Ok(count)
+}
+
+fn owns(state: &AppState, event: &Incoming) -> bool {
+    let (id_type, id) = &event.identity;
+    state.cluster.identity_owner(id_type, id) == state.cluster.me()
+}
+
+/// Applies this node's events and forwards the others, each batch to the node that
+/// resolves its identities, all at once.
+async fn route(state: &AppState, events: Vec<Incoming>, sent: Vec<Value>) -> Result<(), ApiError> {
+    let mut local = Vec::new();
+    let mut remote: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+    for (event, raw) in events.into_iter().zip(sent) {
+        if owns(state, &event) {
+            local.push(event);
+        } else {
+            let (id_type, id) = &event.identity;
+            let owner = state.cluster.identity_owner(id_type, id);
+            remote.entry(owner).or_default().push(raw);
+        }
+    }
+    let forwards = remote.into_iter().map(|(owner, items)| async move {
+        let body = serde_json::to_vec(&items)
+            .map_err(|e| ApiError::Unavailable(format!("failed to encode events: {e}")))?;
+        let request = Outgoing {
+            method: Method::POST,
+            path: "/api/v1/events",
+            body: Some(body.into()),
+        };
+        let answer = state.cluster.send(owner, request).await?;
+        if answer.status == StatusCode::ACCEPTED {
+            Ok(())
+        } else {
+            Err(ApiError::Relayed(Box::new(answer)))
+        }
+    });
+    let applied = async {
+        if local.is_empty() {
+            Ok(())
+        } else {
+            state.ingestor.ingest(local).await.map(|_| ())
+        }
+    };
+    let (applied, forwarded) = tokio::join!(applied, join_all(forwards));
+    applied?;
+    forwarded.into_iter().collect()
 }
 
 /// `POST /api/v1/events`
 pub async fn post(
     state: web::Data<AppState>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = json_body(payload, state.config.ingest.max_body_bytes).await?;
-    let accepted = ingest_json(&state, body).await?;
+    let accepted = ingest_json(&state, body, is_forwarded(&req)).await?;
     Ok(HttpResponse::Accepted().json(json!({"accepted": accepted})))
 }

@@ -1,6 +1,6 @@
 //! `POST /api/v1/identify`: says that several identities are one person.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::actors::Identity;
@@ -8,6 +8,7 @@ use crate::actors::Identity;
 use super::super::body::json_body;
 use super::super::dto::refused_json;
 use super::super::error::ApiError;
+use super::super::peers::{elsewhere, proxy};
 use super::super::state::AppState;
 
 /// Most identities one call may list.
@@ -53,13 +54,18 @@ fn identities(body: &Value, identity_types: &[String]) -> Result<Vec<Identity>, 
         .collect()
 }
 
-/// `POST /api/v1/identify`
+/// `POST /api/v1/identify`: served by the node that resolves the first identity.
 pub async fn post(
     state: web::Data<AppState>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = json_body(payload, state.config.ingest.max_body_bytes).await?;
     let listed = identities(&body, &state.config.ingest.identity_types)?;
+    let (id_type, id) = &listed[0];
+    if let Some(owner) = elsewhere(&state, &req, state.cluster.identity_owner(id_type, id)) {
+        return proxy(&state, &req, owner, Some(body.to_string().into())).await;
+    }
     let linked = state.identities.link(None, &listed).await?;
     let Some(user) = linked.user else {
         return Err(ApiError::IdentityRefused(

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod events;
 pub mod identify;
 pub mod ops;
+pub mod replica;
 pub mod segments;
 pub mod users;
 

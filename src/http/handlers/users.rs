@@ -9,6 +9,7 @@ use crate::actors::{ActorError, MergeLog, UserView};
 
 use super::super::dto::{merge_log_json, user_json};
 use super::super::error::ApiError;
+use super::super::peers::{elsewhere, proxy};
 use super::super::state::AppState;
 use super::{path_id, query};
 
@@ -40,6 +41,9 @@ fn moved(user: u64, survivor: u64, suffix: &str) -> HttpResponse {
 /// `GET /api/v1/users/{user_id}`
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let user = path_id(&req, "user_id")?;
+    if let Some(owner) = elsewhere(&state, &req, state.cluster.user_owner(user)) {
+        return proxy(&state, &req, owner, None).await;
+    }
     Ok(match find_user(&state, user).await? {
         Found::User(view) => HttpResponse::Ok().json(user_json(&view)),
         Found::Merged(survivor) => moved(user, survivor, ""),
@@ -54,6 +58,9 @@ pub async fn find(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .filter(|id| !id.is_empty())
         .ok_or_else(|| ApiError::invalid_request("clientRefId is required", Some("clientRefId")))?;
     let id_type = params.get("idType").map_or("cookie", String::as_str);
+    if let Some(owner) = elsewhere(&state, &req, state.cluster.identity_owner(id_type, id)) {
+        return proxy(&state, &req, owner, None).await;
+    }
     let mut user = state
         .store
         .user_for_identity(id_type, id)
@@ -74,6 +81,9 @@ pub async fn merges(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let user = path_id(&req, "user_id")?;
+    if let Some(owner) = elsewhere(&state, &req, state.cluster.user_owner(user)) {
+        return proxy(&state, &req, owner, None).await;
+    }
     if let Found::Merged(survivor) = find_user(&state, user).await? {
         return Ok(moved(user, survivor, "/merges"));
     }
