@@ -125,8 +125,15 @@ impl Access {
         }
     }
 
-    /// Decides whether a request carrying `presented` may use a route of `class`.
-    pub fn check(&self, presented: Option<&str>, class: Class) -> Result<(), ApiError> {
+    /// Decides whether a request carrying `presented` may use a route of `class`. A
+    /// request another node forwarded with the admin key is not rate-limited again (its
+    /// client's own key was, on the node it reached).
+    pub fn check(
+        &self,
+        presented: Option<&str>,
+        class: Class,
+        forwarded: bool,
+    ) -> Result<(), ApiError> {
         if self.is_open() {
             return Ok(());
         }
@@ -142,7 +149,7 @@ impl Access {
                 key.name, key.role
             )));
         }
-        if let Some(rate) = key.rate_per_s {
+        if let Some(rate) = key.rate_per_s.filter(|_| !(forwarded && key.role == Role::Admin)) {
             self.take_token(index, rate)
                 .map_err(|wait_s| ApiError::RateLimited {
                     message: format!("key `{}` is over its {rate} requests per second", key.name),
@@ -177,9 +184,10 @@ async fn guard(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        let forwarded = super::peers::is_forwarded(req.request());
         state
             .access
-            .check(presented_key(req.request()).as_deref(), class)?;
+            .check(presented_key(req.request()).as_deref(), class, forwarded)?;
     }
     next.call(req).await
 }
@@ -214,7 +222,7 @@ pub fn check_any_key(req: &HttpRequest) -> Result<(), ApiError> {
     match req.app_data::<web::Data<AppState>>() {
         Some(state) if req.path().starts_with("/api/") => state
             .access
-            .check(presented_key(req).as_deref(), Class::AnyKey),
+            .check(presented_key(req).as_deref(), Class::AnyKey, false),
         _ => Ok(()),
     }
 }
@@ -236,6 +244,7 @@ mod tests {
                 key("site", "k_ingest_0123456789", Role::Ingest, None),
                 key("crm", "k_read_0123456789", Role::Read, Some(2.0)),
                 key("ops", "k_admin_0123456789", Role::Admin, None),
+                key("peer", "k_admin_limited_0123", Role::Admin, Some(1.0)),
             ],
             ..AuthSection::default()
         })
@@ -244,7 +253,7 @@ mod tests {
     #[test]
     fn roles_open_exactly_their_routes() {
         let access = access();
-        let code = |key: Option<&str>, class| access.check(key, class).map_err(|e| e.code());
+        let code = |key: Option<&str>, class| access.check(key, class, false).map_err(|e| e.code());
         assert_eq!(code(None, Class::Read), Err("unauthorized"));
         assert_eq!(
             code(Some("k_nope_0123456789"), Class::AnyKey),
@@ -268,17 +277,34 @@ mod tests {
     fn a_key_over_its_rate_is_limited() {
         let access = access();
         let key = Some("k_read_0123456789");
-        assert!(access.check(key, Class::Read).is_ok());
-        assert!(access.check(key, Class::Read).is_ok());
-        let limited = access.check(key, Class::Read).unwrap_err();
+        assert!(access.check(key, Class::Read, false).is_ok());
+        assert!(access.check(key, Class::Read, false).is_ok());
+        let limited = access.check(key, Class::Read, false).unwrap_err();
         assert_eq!(limited.code(), "rate_limited");
+    }
+
+    #[test]
+    fn requests_forwarded_with_the_admin_key_are_not_limited_twice() {
+        let access = access();
+        let admin = Some("k_admin_limited_0123");
+        for _ in 0..5 {
+            assert!(access.check(admin, Class::Admin, true).is_ok());
+        }
+        assert!(access.check(admin, Class::Admin, false).is_ok());
+        let limited = access.check(admin, Class::Admin, false).unwrap_err();
+        assert_eq!(limited.code(), "rate_limited");
+        let read = Some("k_read_0123456789");
+        for _ in 0..2 {
+            assert!(access.check(read, Class::Read, true).is_ok());
+        }
+        assert!(access.check(read, Class::Read, true).is_err());
     }
 
     #[test]
     fn no_keys_means_open() {
         let open = Access::new(&AuthSection::default());
         assert!(open.is_open());
-        assert!(open.check(None, Class::Admin).is_ok());
+        assert!(open.check(None, Class::Admin, false).is_ok());
     }
 
     #[test]
