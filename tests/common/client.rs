@@ -1,12 +1,29 @@
 //! A small HTTP and WebSocket client for the black-box tests.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use awc::ws::{Frame, Message};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 
-/// An answer: status, `Allow`/`Retry-After`/`Location` headers, JSON body (or `Null`).
+/// A node the tests address: its HTTP and WebSocket URLs come from its address.
+pub trait Endpoint {
+    /// Returns the node's address.
+    fn addr(&self) -> SocketAddr;
+
+    /// Returns the URL of `path` on this node.
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr(), path)
+    }
+
+    /// Returns the WebSocket URL of `path` on this node.
+    fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr(), path)
+    }
+}
+
+/// An answer: status, `Allow`/`Location` headers, JSON body (or `Null`).
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
@@ -15,8 +32,20 @@ pub struct Answer {
     pub body: Value,
 }
 
-/// Sends `method url` with an optional raw body.
+/// Sends `method url` with an optional raw body; panics if no answer comes.
 pub async fn call_for_test(method: &str, url: &str, body: Option<&str>) -> Answer {
+    try_call_for_test(method, url, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Sends `method url` with an optional raw body; an error if no answer comes (the
+/// node is not listening yet, or it died).
+pub async fn try_call_for_test(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Result<Answer, String> {
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .disable_redirects()
@@ -28,8 +57,12 @@ pub async fn call_for_test(method: &str, url: &str, body: Option<&str>) -> Answe
         Some(body) => request.send_body(body.to_owned()).await,
         None => request.send().await,
     }
-    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let bytes = response.body().limit(64 << 20).await.expect("body");
+    .map_err(|e| e.to_string())?;
+    let bytes = response
+        .body()
+        .limit(64 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
     let header = |name: &str| {
         response
             .headers()
@@ -37,12 +70,12 @@ pub async fn call_for_test(method: &str, url: &str, body: Option<&str>) -> Answe
             .map(|v| v.to_str().unwrap_or_default().to_owned())
     };
     let (allow, location) = (header("allow"), header("location"));
-    Answer {
+    Ok(Answer {
         status: response.status().as_u16(),
         allow,
         location,
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    })
 }
 
 /// Returns the Prometheus text of `url` (a node's `/metrics`).
@@ -92,6 +125,20 @@ impl Socket {
                 }
                 Frame::Close(_) => return None,
                 _ => {}
+            }
+        }
+    }
+
+    /// Reads messages until one about `user` arrives (others are passed over); panics
+    /// after `wait` of silence.
+    pub async fn next_about_for_test(&mut self, user: u64, wait: Duration) -> Value {
+        loop {
+            let message = self
+                .next_json_for_test(wait)
+                .await
+                .unwrap_or_else(|| panic!("a notification about user {user}"));
+            if message["user_id"] == user {
+                return message;
             }
         }
     }
