@@ -1,8 +1,9 @@
 //! Helpers shared by the black-box tests: fixtures in the original event format, the
-//! test server and its client.
+//! test server, the test cluster of real processes, and their client.
 
 pub mod api;
 pub mod client;
+pub mod cluster;
 pub mod server;
 
 use std::collections::BTreeMap;
