@@ -23,11 +23,12 @@ pub trait Endpoint {
     }
 }
 
-/// An answer: status, `Allow`/`Location` headers, JSON body (or `Null`).
+/// An answer: status, `Allow`/`Retry-After`/`Location` headers, JSON body (or `Null`).
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub allow: Option<String>,
+    pub retry_after: Option<String>,
     pub location: Option<String>,
     pub body: Value,
 }
@@ -69,10 +70,12 @@ pub async fn try_call_for_test(
             .get(name)
             .map(|v| v.to_str().unwrap_or_default().to_owned())
     };
-    let (allow, location) = (header("allow"), header("location"));
+    let (allow, retry_after, location) =
+        (header("allow"), header("retry-after"), header("location"));
     Ok(Answer {
         status: response.status().as_u16(),
         allow,
+        retry_after,
         location,
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     })

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::client::{call_for_test, try_call_for_test, wait_until_for_test, Answer, Endpoint};
+use super::client::{
+    call_for_test, try_call_for_test, wait_until_for_test, Answer, Endpoint, Socket,
+};
 
 /// Gossip period the test clusters run with.
 pub const GOSSIP_INTERVAL_MS: u64 = 100;
@@ -273,6 +275,11 @@ impl TestCluster {
             .collect()
     }
 
+    /// Returns the number of nodes (running or not).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Returns node `i` (0-based: node 0 is `n1`).
     pub fn node(&self, i: usize) -> &ClusterNode {
         &self.nodes[i]
@@ -384,6 +391,35 @@ impl TestCluster {
             "nodes disagree on the owner of {user}: {owners:?}"
         );
         owners.remove(0)
+    }
+
+    /// Waits (up to `timeout`) until every node in `observers` shows node `target` in
+    /// `state`; returns whether it happened.
+    pub async fn wait_for_state(
+        &self,
+        observers: &[usize],
+        target: usize,
+        state: &str,
+        timeout: Duration,
+    ) -> bool {
+        wait_until_for_test(timeout, || async {
+            for &i in observers {
+                let Ok(view) = self.probe(i, "/api/v1/cluster").await else {
+                    return false;
+                };
+                if view.status != 200 || self.state_in(&view.body, target) != Some(state) {
+                    return false;
+                }
+            }
+            true
+        })
+        .await
+    }
+
+    /// Opens a notification WebSocket on node `i`; `query` is `""` or like `?segments=1`.
+    pub async fn subscribe(&self, i: usize, query: &str) -> Socket {
+        Socket::connect_for_test(&self.nodes[i].ws_url(&format!("/api/v1/notifications/ws{query}")))
+            .await
     }
 }
 
