@@ -1,5 +1,6 @@
 //! Black-box tests of USS, one binary with a module per feature.
 
+mod cluster;
 mod common;
 mod identity_model;
 mod rules_fixtures;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::common::client::{call_for_test as call, Socket};
 use crate::common::server::TestServer;
-use crate::common::{oracle_for_test, segments_for_test};
+use crate::common::{event_lines_for_test, oracle_for_test, segments_for_test};
 
 #[actix_rt::test]
 async fn sample_workload_matches_the_oracle_over_http() {
@@ -30,12 +30,7 @@ async fn sample_workload_matches_the_oracle_over_http() {
     }
     let mut socket = Socket::connect_for_test(&server.ws_url("/api/v1/notifications/ws")).await;
 
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sample_events.jsonl"
-    ))
-    .unwrap();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines = event_lines_for_test("sample_events.jsonl");
     for chunk in lines.chunks(250) {
         let body = format!("[{}]", chunk.join(","));
         let answer = call("POST", &server.url("/api/v1/events"), Some(&body)).await;

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::api::{create_segment_for_test, post_events_for_test, set_clock_for_test};
-use crate::common::client::{call_for_test as call, text_for_test, Answer, Socket};
+use crate::common::api::{
+    create_segment_for_test, identify_for_test as identify, post_events_for_test,
+    set_clock_for_test, user_for_test as owner, user_id_for_test as user_id,
+};
+use crate::common::client::{call_for_test as call, text_for_test, Socket};
 use crate::common::server::{test_config_for_test, TestServer};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -21,39 +24,9 @@ fn event(id_type: &str, id: &str, activity: &str, identities: Value) -> Value {
            "payload": {"activity_type": activity}, "identities": identities})
 }
 
-async fn identify(server: &TestServer, identities: &[(&str, &str)]) -> Answer {
-    let listed: Vec<Value> = identities
-        .iter()
-        .map(|(id_type, id)| json!({"id_type": id_type, "id": id}))
-        .collect();
-    let body = json!({ "identities": listed }).to_string();
-    call("POST", &server.url("/api/v1/identify"), Some(&body)).await
-}
-
-async fn owner(server: &TestServer, id_type: &str, id: &str) -> Value {
-    let url = server.url(&format!("/api/v1/users?clientRefId={id}&idType={id_type}"));
-    let answer = call("GET", &url, None).await;
-    assert_eq!(answer.status, 200, "{id_type}:{id} {:?}", answer.body);
-    answer.body
-}
-
-async fn user_id(server: &TestServer, id_type: &str, id: &str) -> u64 {
-    owner(server, id_type, id).await["user_id"]
-        .as_u64()
-        .expect("user_id")
-}
-
 /// Reads notifications until one about `user` arrives.
 async fn next_about(socket: &mut Socket, user: u64) -> Value {
-    loop {
-        let message = socket
-            .next_json_for_test(WAIT)
-            .await
-            .unwrap_or_else(|| panic!("a notification about user {user}"));
-        if message["user_id"] == user {
-            return message;
-        }
-    }
+    socket.next_about_for_test(user, WAIT).await
 }
 
 #[actix_rt::test]

@@ -1,22 +1,52 @@
 //! A small HTTP and WebSocket client for the black-box tests.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use awc::ws::{Frame, Message};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 
+/// A node the tests address: its HTTP and WebSocket URLs come from its address.
+pub trait Endpoint {
+    /// Returns the node's address.
+    fn addr(&self) -> SocketAddr;
+
+    /// Returns the URL of `path` on this node.
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr(), path)
+    }
+
+    /// Returns the WebSocket URL of `path` on this node.
+    fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr(), path)
+    }
+}
+
 /// An answer: status, `Allow`/`Retry-After`/`Location` headers, JSON body (or `Null`).
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub allow: Option<String>,
+    pub retry_after: Option<String>,
     pub location: Option<String>,
     pub body: Value,
 }
 
-/// Sends `method url` with an optional raw body.
+/// Sends `method url` with an optional raw body; panics if no answer comes.
 pub async fn call_for_test(method: &str, url: &str, body: Option<&str>) -> Answer {
+    try_call_for_test(method, url, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Sends `method url` with an optional raw body; an error if no answer comes (the
+/// node is not listening yet, or it died).
+pub async fn try_call_for_test(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Result<Answer, String> {
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .disable_redirects()
@@ -28,21 +58,27 @@ pub async fn call_for_test(method: &str, url: &str, body: Option<&str>) -> Answe
         Some(body) => request.send_body(body.to_owned()).await,
         None => request.send().await,
     }
-    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let bytes = response.body().limit(64 << 20).await.expect("body");
+    .map_err(|e| e.to_string())?;
+    let bytes = response
+        .body()
+        .limit(64 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
     let header = |name: &str| {
         response
             .headers()
             .get(name)
             .map(|v| v.to_str().unwrap_or_default().to_owned())
     };
-    let (allow, location) = (header("allow"), header("location"));
-    Answer {
+    let (allow, retry_after, location) =
+        (header("allow"), header("retry-after"), header("location"));
+    Ok(Answer {
         status: response.status().as_u16(),
         allow,
+        retry_after,
         location,
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    })
 }
 
 /// Returns the Prometheus text of `url` (a node's `/metrics`).
@@ -92,6 +128,20 @@ impl Socket {
                 }
                 Frame::Close(_) => return None,
                 _ => {}
+            }
+        }
+    }
+
+    /// Reads messages until one about `user` arrives (others are passed over); panics
+    /// after `wait` of silence.
+    pub async fn next_about_for_test(&mut self, user: u64, wait: Duration) -> Value {
+        loop {
+            let message = self
+                .next_json_for_test(wait)
+                .await
+                .unwrap_or_else(|| panic!("a notification about user {user}"));
+            if message["user_id"] == user {
+                return message;
             }
         }
     }

@@ -1,8 +1,9 @@
 //! Helpers shared by the black-box tests: fixtures in the original event format, the
-//! test server and its client.
+//! test server, the test cluster of real processes, and their client.
 
 pub mod api;
 pub mod client;
+pub mod cluster;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -70,10 +71,18 @@ fn fixture_path(name: &str) -> PathBuf {
 
 /// Reads the events of `name` (a `.jsonl` file), in file order.
 pub fn events_for_test(name: &str) -> Vec<FixtureEvent> {
+    event_lines_for_test(name)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("fixture line"))
+        .collect()
+}
+
+/// Returns the lines of `name` (a `.jsonl` file) as they are, blank lines left out.
+pub fn event_lines_for_test(name: &str) -> Vec<String> {
     let text = std::fs::read_to_string(fixture_path(name)).expect("fixture file");
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("fixture line"))
+        .map(str::to_owned)
         .collect()
 }
 

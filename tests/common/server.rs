@@ -11,6 +11,8 @@ use tokio::sync::oneshot;
 use uss::config::Config;
 use uss::server::{run, RunOptions};
 
+use super::client::Endpoint;
+
 /// A running node.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -97,12 +99,12 @@ impl TestServer {
 
     /// Returns the URL of `path` on this node.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        Endpoint::url(self, path)
     }
 
     /// Returns the WebSocket URL of `path` on this node.
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.addr, path)
+        Endpoint::ws_url(self, path)
     }
 
     /// Stops the node gracefully and returns its data directory (kept alive by `keep`).
@@ -141,6 +143,12 @@ fn ready(addr: SocketAddr) -> bool {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+}
+
+impl Endpoint for TestServer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
 }
 
 impl Drop for TestServer {
