@@ -149,7 +149,10 @@ impl Access {
                 key.name, key.role
             )));
         }
-        if let Some(rate) = key.rate_per_s.filter(|_| !(forwarded && key.role == Role::Admin)) {
+        if let Some(rate) = key
+            .rate_per_s
+            .filter(|_| !(forwarded && key.role == Role::Admin))
+        {
             self.take_token(index, rate)
                 .map_err(|wait_s| ApiError::RateLimited {
                     message: format!("key `{}` is over its {rate} requests per second", key.name),
@@ -220,9 +223,11 @@ pub async fn admin(
 /// valid key (`401` first), so that only key holders learn which routes exist.
 pub fn check_any_key(req: &HttpRequest) -> Result<(), ApiError> {
     match req.app_data::<web::Data<AppState>>() {
-        Some(state) if req.path().starts_with("/api/") => state
-            .access
-            .check(presented_key(req).as_deref(), Class::AnyKey, false),
+        Some(state) if req.path().starts_with("/api/") => {
+            state
+                .access
+                .check(presented_key(req).as_deref(), Class::AnyKey, false)
+        }
         _ => Ok(()),
     }
 }
