@@ -17,11 +17,13 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 
 use crate::actors::{
-    activity_summaries, ActivityTotals, Catalog, Committer, Hub, IdentityService, Ingestor,
-    Registry, SegmentService, StorageHealth, Timers, UserContext, UserRecord,
+    activity_summaries, ActivityTotals, Alone, Catalog, Committer, Hub, IdentityParts,
+    IdentityService, Ingestor, Peers, Registry, SegmentService, StorageHealth, Timers, UserContext,
+    UserRecord,
 };
 use crate::clock::{Clock, ManualClock, Stopwatch, SystemClock, DEV_CLOCK_KEY};
 use crate::cluster::membership::{MembershipConfig, Tuning};
+use crate::cluster::remote::RemotePeers;
 use crate::cluster::{fanout, Cluster, Membership};
 use crate::config::Config;
 use crate::domain::Timestamp;
@@ -125,6 +127,20 @@ async fn join_cluster(config: &Config, listener: &TcpListener) -> anyhow::Result
     ))
 }
 
+/// Every few seconds, finishes merges across nodes that were cut short (a user given up
+/// here that its survivor's node has not settled).
+async fn finish_transfers(identities: Arc<IdentityService>) {
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        match identities.finish_transfers(&mut seen).await {
+            Ok(0) => {}
+            Ok(finished) => info!(finished, "finished merges across nodes cut short"),
+            Err(e) => warn!(error = %e, "could not finish merges across nodes; retrying"),
+        }
+    }
+}
+
 /// Runs the node on `listener` until `shutdown` resolves.
 pub async fn run(
     config: Config,
@@ -219,13 +235,21 @@ pub async fn run(
     });
 
     let cluster = Arc::new(join_cluster(&config, &listener).await?);
-    let identities = Arc::new(IdentityService::new(
-        store.clone(),
-        Arc::clone(&registry),
-        Arc::clone(&clock),
-        config.identity.clone(),
-        cluster.user_ids(),
-    ));
+    let peers: Arc<dyn Peers> = if cluster.is_single() {
+        Arc::new(Alone)
+    } else {
+        Arc::new(RemotePeers::new(Arc::clone(&cluster)))
+    };
+    let identities = Arc::new(IdentityService::new(IdentityParts {
+        store: store.clone(),
+        registry: Arc::clone(&registry),
+        clock: Arc::clone(&clock),
+        config: config.identity.clone(),
+        ids: cluster.user_ids(),
+        peers: Arc::clone(&peers),
+        totals: Arc::clone(&totals),
+        metrics: metrics.clone(),
+    }));
     let access = Access::new(&config.auth);
     if access.is_open() {
         warn!("no auth.keys configured: every request is allowed (development only)");
@@ -233,7 +257,7 @@ pub async fn run(
     let state = web::Data::new(AppState {
         cluster: Arc::clone(&cluster),
         access,
-        ingestor: Ingestor::new(Arc::clone(&registry), Arc::clone(&identities)),
+        ingestor: Ingestor::new(Arc::clone(&registry), Arc::clone(&identities), peers),
         identities,
         config: config.clone(),
         store: store.clone(),
@@ -309,6 +333,7 @@ pub async fn run(
             ))
             .await;
         fanout::start(Arc::clone(&cluster), state.hub.clone());
+        actix_rt::spawn(finish_transfers(Arc::clone(&state.identities)));
     }
     state.ready.store(true, Ordering::SeqCst);
     cluster.set_ready(true);

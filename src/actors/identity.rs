@@ -5,19 +5,28 @@
 //! Merges run one at a time on a node (they are rare, and this keeps concurrent calls
 //! that touch the same users free of deadlocks and order-independent). Linking that
 //! changes nothing — every identity already belongs to the event's user — takes no lock.
+//!
+//! In a cluster the survivor's node runs the merge: another node passes the call on.
+//! Identities other nodes resolve are looked up and claimed there, and absorbed users
+//! of other nodes are given up by their nodes (`transfer.rs`), then settled.
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
+use tracing::warn;
 
 use crate::clock::Clock;
 use crate::cluster::UserIds;
 use crate::config::IdentitySection;
+use crate::metrics::Metrics;
 use crate::storage::{StorageError, Store};
 
+use super::activity_totals::ActivityTotals;
 use super::merge::{MergeLog, Refusal, RefusedLink};
 use super::merge_step::{AbsorbedUser, Claim, MergePlan};
 use super::messages::Merge;
+use super::peers::{Peers, Surrender};
 use super::record::{Identity, UserRecord};
 use super::registry::{Hold, Registry};
 use super::ActorError;
@@ -26,7 +35,7 @@ use super::ActorError;
 const MAX_ATTEMPTS: usize = 4;
 
 /// What linking did, once it is durable and pushed.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Linked {
     /// The user the identities now belong to (none when every one was refused).
     pub user: Option<u64>,
@@ -38,54 +47,92 @@ pub struct Linked {
 
 /// Who the index says owns an identity, and the user that is after merges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Owner {
-    indexed: u64,
-    current: u64,
+pub(super) struct Owner {
+    pub(super) indexed: u64,
+    pub(super) current: u64,
 }
 
 /// Links identities and merges their users.
 pub struct IdentityService {
-    store: Store,
-    registry: Arc<Registry>,
-    clock: Arc<dyn Clock>,
-    config: IdentitySection,
+    pub(super) store: Store,
+    pub(super) registry: Arc<Registry>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) config: IdentitySection,
     ids: UserIds,
-    merges: Mutex<()>,
+    pub(super) peers: Arc<dyn Peers>,
+    pub(super) merges: Mutex<()>,
+    /// Node-wide activity totals (users given to or taken from other nodes move theirs).
+    pub(super) totals: Arc<ActivityTotals>,
+    pub(super) metrics: Metrics,
 }
 
-fn storage(e: StorageError) -> ActorError {
+pub(super) fn storage(e: StorageError) -> ActorError {
     ActorError::Storage(e.to_string())
+}
+
+/// What a link needs of the node: its store and actors, and the other nodes.
+pub struct IdentityParts {
+    /// Storage.
+    pub store: Store,
+    /// User actors.
+    pub registry: Arc<Registry>,
+    /// The node's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Guardrails.
+    pub config: IdentitySection,
+    /// The ids this node gives new users.
+    pub ids: UserIds,
+    /// The other nodes.
+    pub peers: Arc<dyn Peers>,
+    /// Node-wide activity totals.
+    pub totals: Arc<ActivityTotals>,
+    /// Metrics.
+    pub metrics: Metrics,
 }
 
 impl IdentityService {
     /// Creates the service.
-    pub fn new(
-        store: Store,
-        registry: Arc<Registry>,
-        clock: Arc<dyn Clock>,
-        config: IdentitySection,
-        ids: UserIds,
-    ) -> IdentityService {
+    pub fn new(parts: IdentityParts) -> IdentityService {
         IdentityService {
-            store,
-            registry,
-            clock,
-            config,
-            ids,
+            store: parts.store,
+            registry: parts.registry,
+            clock: parts.clock,
+            config: parts.config,
+            ids: parts.ids,
+            peers: parts.peers,
             merges: Mutex::new(()),
+            totals: parts.totals,
+            metrics: parts.metrics,
         }
     }
 
-    fn owner(&self, (id_type, id): &Identity) -> Result<Option<Owner>, ActorError> {
-        let Some(indexed) = self.store.user_for_identity(id_type, id).map_err(storage)? else {
+    /// Returns the users this node's index gives the identity: the indexed one and, after
+    /// merges, the current one (asked of its node when another node owns it).
+    pub(super) async fn owner(&self, identity: &Identity) -> Result<Option<Owner>, ActorError> {
+        let indexed = if self.peers.resolves(identity) {
+            let (id_type, id) = identity;
+            self.store.user_for_identity(id_type, id).map_err(storage)?
+        } else {
+            self.peers.indexed(identity).await?
+        };
+        let Some(indexed) = indexed else {
             return Ok(None);
         };
-        let current = self
-            .store
-            .merged_into(indexed)
-            .map_err(storage)?
-            .unwrap_or(indexed);
+        let current = self.current(indexed).await?;
         Ok(Some(Owner { indexed, current }))
+    }
+
+    /// Returns the user that `user` is now, after merges.
+    pub async fn current(&self, user: u64) -> Result<u64, ActorError> {
+        if self.peers.owns_user(user) {
+            Ok(self
+                .store
+                .merged_into(user)
+                .map_err(storage)?
+                .unwrap_or(user))
+        } else {
+            self.peers.current(user).await
+        }
     }
 
     /// Returns the user the index gives `identity`, creating one if nobody owns it. It may
@@ -104,10 +151,10 @@ impl IdentityService {
     }
 
     /// Returns the user every identity already belongs to, directly, if there is one.
-    fn already_linked(&self, identities: &[Identity]) -> Result<Option<u64>, ActorError> {
+    async fn already_linked(&self, identities: &[Identity]) -> Result<Option<u64>, ActorError> {
         let mut user = None;
         for identity in identities {
-            match self.owner(identity)? {
+            match self.owner(identity).await? {
                 Some(owner)
                     if owner.indexed == owner.current
                         && user.unwrap_or(owner.current) == owner.current =>
@@ -120,12 +167,27 @@ impl IdentityService {
         Ok(user)
     }
 
+    /// Returns the smallest user the identities belong to now, if another node owns it
+    /// (that node coordinates the merge).
+    async fn survivor_elsewhere(&self, identities: &[Identity]) -> Result<Option<u64>, ActorError> {
+        let mut smallest: Option<u64> = None;
+        for identity in identities {
+            if let Some(owner) = self.owner(identity).await? {
+                smallest = Some(smallest.map_or(owner.current, |s| s.min(owner.current)));
+            }
+        }
+        Ok(smallest.filter(|user| !self.peers.owns_user(*user)))
+    }
+
     /// Says that `listed` (with `primary`, an event's own identity) are one person:
-    /// links the new ones and merges their users into the smallest `user_id`.
+    /// links the new ones and merges their users into the smallest `user_id`. When that
+    /// user lives on another node, that node does it (`delegated` says this node was
+    /// asked by another, and does not pass it on again).
     pub async fn link(
         &self,
         primary: Option<&Identity>,
         listed: &[Identity],
+        delegated: bool,
     ) -> Result<Linked, ActorError> {
         let primary_blocked = primary.is_some_and(|(_, id)| self.config.is_blocked(id));
         let mut identities: Vec<Identity> = primary.into_iter().cloned().collect();
@@ -134,16 +196,13 @@ impl IdentityService {
             .filter(|identity| Some(*identity) != primary)
             .cloned()
             .partition(|(_, id)| self.config.is_blocked(id));
-        let (linkable, remote): (Vec<Identity>, Vec<Identity>) = linkable
-            .into_iter()
-            .partition(|(id_type, id)| self.ids.resolves(id_type, id));
         for identity in linkable {
             if !identities.contains(&identity) {
                 identities.push(identity);
             }
         }
-        if blocked.is_empty() && remote.is_empty() && !primary_blocked {
-            if let Some(user) = self.already_linked(&identities)? {
+        if blocked.is_empty() && !primary_blocked {
+            if let Some(user) = self.already_linked(&identities).await? {
                 return Ok(Linked {
                     user: Some(user),
                     merged: Vec::new(),
@@ -151,29 +210,28 @@ impl IdentityService {
                 });
             }
         }
-        let now = self.clock.now();
-        let refusal = |reason: Refusal| {
-            move |identity: Identity| RefusedLink {
-                at: now,
-                identity,
-                reason,
-                owner: None,
+        if !primary_blocked {
+            if let Some(survivor) = self.survivor_elsewhere(&identities).await? {
+                if delegated {
+                    // The users moved while the call was passed on: the caller retries.
+                    return Err(ActorError::Moved(survivor));
+                }
+                return self.peers.link_at(survivor, primary, listed).await;
             }
+        }
+        let now = self.clock.now();
+        let refusal = |identity: Identity| RefusedLink {
+            at: now,
+            identity,
+            reason: Refusal::Blocklisted,
+            owner: None,
         };
-        let mut refused: Vec<RefusedLink> = if primary_blocked {
+        let refused: Vec<RefusedLink> = if primary_blocked {
             identities.truncate(1);
-            identities
-                .iter()
-                .cloned()
-                .map(refusal(Refusal::Blocklisted))
-                .collect()
+            identities.iter().cloned().map(refusal).collect()
         } else {
-            blocked
-                .into_iter()
-                .map(refusal(Refusal::Blocklisted))
-                .collect()
+            blocked.into_iter().map(refusal).collect()
         };
-        refused.extend(remote.into_iter().map(refusal(Refusal::OtherNode)));
         let _one_merge_at_a_time = self.merges.lock().await;
         let mut linked = Linked {
             user: None,
@@ -186,7 +244,7 @@ impl IdentityService {
             } else {
                 Vec::new()
             };
-            let (user, plan, holds) = self
+            let planned = self
                 .plan(
                     &identities,
                     primary.is_some(),
@@ -194,25 +252,17 @@ impl IdentityService {
                     plan_refused,
                 )
                 .await?;
-            let Some(user) = user else {
+            let Some(user) = planned.survivor else {
                 linked.refused = refused;
                 break;
             };
             let outcome = self
-                .registry
-                .ask(user, |reply| Merge { plan, reply })
+                .merge_into(user, planned.plan, planned.holds, &planned.remote)
                 .await?;
-            // The absorbed users stay held until the merge is in storage: a message for
-            // one of them then loads its redirect, never its old record.
-            outcome
-                .receipt
-                .await
-                .map_err(|_| ActorError::ShuttingDown)??;
-            drop(holds);
             linked.user = Some(user);
             linked.merged.extend(outcome.merged);
             linked.refused.extend(outcome.refused);
-            if outcome.conflicts == 0 {
+            if outcome.conflicts + planned.conflicts == 0 {
                 break;
             }
         }
@@ -221,45 +271,51 @@ impl IdentityService {
 
     /// Plans one merge of the owners of `identities` (the first is the event's own when
     /// `has_primary`; with `primary_only` nothing is linked). A user is created for the
-    /// event's identity, or, when no identity has an owner, for the first. Returns the
-    /// survivor, the plan, and the holds that keep the absorbed users out of memory
-    /// until it is done.
+    /// event's identity, or, when no identity has an owner, for the first. The absorbed
+    /// users of this node are held out of memory until the merge is done; those of other
+    /// nodes are given up by their nodes, and identities other nodes resolve are claimed
+    /// there first.
     async fn plan(
         &self,
         identities: &[Identity],
         has_primary: bool,
         primary_only: bool,
         refused: Vec<RefusedLink>,
-    ) -> Result<(Option<u64>, MergePlan, Vec<Hold>), ActorError> {
-        let mut plan = MergePlan {
-            refused,
-            ..MergePlan::default()
+    ) -> Result<Planned, ActorError> {
+        let mut planned = Planned {
+            survivor: None,
+            plan: MergePlan {
+                refused,
+                ..MergePlan::default()
+            },
+            holds: Vec::new(),
+            remote: Transfers::default(),
+            conflicts: 0,
         };
         if primary_only {
-            let mut user = None;
             if let Some(primary) = identities.first() {
                 self.resolve(primary)?;
-                user = self.owner(primary)?.map(|owner| owner.current);
+                planned.survivor = self.owner(primary).await?.map(|owner| owner.current);
             }
-            return Ok((user, plan, Vec::new()));
+            return Ok(planned);
         }
         let mut owners: Vec<(Identity, Option<Owner>)> = Vec::new();
         let mut users: Vec<u64> = Vec::new();
-        let mut found = identities
-            .iter()
-            .map(|identity| self.owner(identity))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut found = Vec::with_capacity(identities.len());
+        for identity in identities {
+            found.push(self.owner(identity).await?);
+        }
         let anybody_owns = found.iter().any(Option::is_some);
         if let (Some(first), Some(slot)) = (identities.first(), found.first_mut()) {
-            if slot.is_none() && (has_primary || !anybody_owns) {
+            if slot.is_none() && (has_primary || !anybody_owns) && self.peers.resolves(first) {
                 self.resolve(first)?;
-                *slot = self.owner(first)?;
+                *slot = self.owner(first).await?;
             }
         }
         for (identity, owner) in identities.iter().zip(found) {
             if let Some(owner) = owner.filter(|o| !users.contains(&o.current)) {
                 if users.len() >= self.config.max_users_per_merge {
-                    plan.refused.push(RefusedLink {
+                    planned.plan.refused.push(RefusedLink {
                         at: self.clock.now(),
                         identity: identity.clone(),
                         reason: Refusal::TooManyUsers,
@@ -272,25 +328,26 @@ impl IdentityService {
             owners.push((identity.clone(), owner));
         }
         let Some(&survivor) = users.iter().min() else {
-            return Ok((None, plan, Vec::new()));
+            return Ok(planned);
         };
+        if !self.peers.owns_user(survivor) {
+            // Merged elsewhere since the call started: the caller retries.
+            return Err(ActorError::Moved(survivor));
+        }
+        planned.survivor = Some(survivor);
         let mut absorbed: Vec<u64> = users.into_iter().filter(|u| *u != survivor).collect();
         absorbed.sort_unstable();
-        let mut holds = Vec::with_capacity(absorbed.len());
-        for user in &absorbed {
-            holds.push(self.registry.hold(*user).await?);
+        for user in absorbed.iter().filter(|u| self.peers.owns_user(**u)) {
+            planned.holds.push(self.registry.hold(*user).await?);
         }
         for user in absorbed {
-            let mut record: UserRecord = self
-                .store
-                .load_user(user)
-                .map_err(storage)?
-                .unwrap_or_default();
-            let log: MergeLog = self
-                .store
-                .merge_log(user)
-                .map_err(storage)?
-                .unwrap_or_default();
+            let Some((mut record, log, remote)) = self.take(user, survivor).await? else {
+                planned.conflicts += 1;
+                continue;
+            };
+            if remote {
+                planned.remote.surrendered.push(user);
+            }
             let mut cause = None;
             for (identity, owner) in &owners {
                 if owner.is_some_and(|o| o.current == user) {
@@ -302,23 +359,147 @@ impl IdentityService {
                     }
                 }
             }
-            plan.absorbed.push(AbsorbedUser {
+            planned.plan.absorbed.push(AbsorbedUser {
                 user,
                 record,
                 log,
                 cause: cause.unwrap_or_default(),
+                remote,
             });
         }
         for (identity, owner) in owners {
+            let local = self.peers.resolves(&identity);
             let claim = match owner {
-                None => Some(None),
-                Some(o) if o.current == survivor || o.indexed != o.current => Some(Some(o.indexed)),
+                None if local => Some(Claim {
+                    identity,
+                    owner: None,
+                    remote: false,
+                }),
+                None => {
+                    if self.peers.claim(&identity, survivor, false).await? {
+                        planned.remote.claimed.push(identity.clone());
+                        Some(Claim {
+                            identity,
+                            owner: Some(survivor),
+                            remote: true,
+                        })
+                    } else {
+                        planned.conflicts += 1;
+                        None
+                    }
+                }
+                Some(o) if local && (o.current == survivor || o.indexed != o.current) => {
+                    Some(Claim {
+                        identity,
+                        owner: Some(o.indexed),
+                        remote: false,
+                    })
+                }
                 Some(_) => None,
             };
-            if let Some(owner) = claim {
-                plan.claims.push(Claim { identity, owner });
+            planned.plan.claims.extend(claim);
+        }
+        Ok(planned)
+    }
+
+    /// Takes an absorbed user's record and log: from storage when this node owns it (it
+    /// is held), else given up by its node. `None` when it is gone meanwhile.
+    async fn take(
+        &self,
+        user: u64,
+        survivor: u64,
+    ) -> Result<Option<(UserRecord, MergeLog, bool)>, ActorError> {
+        if self.peers.owns_user(user) {
+            let record: UserRecord = self
+                .store
+                .load_user(user)
+                .map_err(storage)?
+                .unwrap_or_default();
+            let log: MergeLog = self
+                .store
+                .merge_log(user)
+                .map_err(storage)?
+                .unwrap_or_default();
+            return Ok(Some((record, log, false)));
+        }
+        Ok(match self.peers.surrender(user, survivor).await? {
+            Surrender::Given(parcel) => Some((parcel.record, parcel.log, true)),
+            Surrender::MergedInto(_) | Surrender::Unknown => None,
+        })
+    }
+
+    /// Asks the survivor to run `plan`, waits until it is durable, then lets the held
+    /// users go and settles what other nodes gave: users the survivor refused go back,
+    /// identities claimed for links it refused are given back.
+    async fn merge_into(
+        &self,
+        survivor: u64,
+        plan: MergePlan,
+        holds: Vec<Hold>,
+        remote: &Transfers,
+    ) -> Result<Merged, ActorError> {
+        let merged = async {
+            let outcome = self
+                .registry
+                .ask(survivor, |reply| Merge { plan, reply })
+                .await?;
+            // The absorbed users stay held until the merge is in storage: a message for
+            // one of them then loads its redirect, never its old record.
+            outcome
+                .receipt
+                .await
+                .map_err(|_| ActorError::ShuttingDown)??;
+            Ok::<_, ActorError>(Merged {
+                merged: outcome.merged,
+                refused: outcome.refused,
+                conflicts: outcome.conflicts,
+            })
+        }
+        .await;
+        drop(holds);
+        let absorbed = merged.as_ref().map_or(&[][..], |m| m.merged.as_slice());
+        for user in &remote.surrendered {
+            // A failure here is finished later by the giving node (`transfer.rs`).
+            if let Err(e) = self.peers.settle(*user, absorbed.contains(user)).await {
+                warn!(user, error = %e, "could not settle a user given by another node; it is settled later");
             }
         }
-        Ok((Some(survivor), plan, holds))
+        for identity in &remote.claimed {
+            let kept = merged
+                .as_ref()
+                .is_ok_and(|m| !m.refused.iter().any(|r| r.identity == *identity));
+            if !kept {
+                self.peers.claim(identity, survivor, true).await?;
+            }
+        }
+        merged
     }
+}
+
+/// One planned merge.
+struct Planned {
+    /// The user that absorbs the others (none when nobody owns any identity).
+    survivor: Option<u64>,
+    plan: MergePlan,
+    /// This node's absorbed users, kept out of memory.
+    holds: Vec<Hold>,
+    remote: Transfers,
+    /// Users or identities taken by someone else meanwhile: plan again.
+    conflicts: usize,
+}
+
+/// What other nodes gave for a merge, to settle after it.
+#[derive(Default)]
+struct Transfers {
+    /// Users given up by their nodes.
+    surrendered: Vec<u64>,
+    /// Identities claimed at their nodes.
+    claimed: Vec<Identity>,
+}
+
+/// What a merge did, once durable.
+struct Merged {
+    merged: Vec<u64>,
+    refused: Vec<RefusedLink>,
+    conflicts: usize,
 }

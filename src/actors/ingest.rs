@@ -1,6 +1,6 @@
 //! The ingestion pipeline: link each event's listed identities, resolve its identity to
-//! a user, hand each user its events in order, and wait until every change is durable
-//! and pushed.
+//! a user, hand each user its events in order (on the user's node, in a cluster), and
+//! wait until every change is durable and pushed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use futures_util::future::join_all;
 
 use super::identity::IdentityService;
 use super::messages::Ingest;
+use super::peers::Peers;
 use super::record::Incoming;
 use super::registry::Registry;
 use super::ActorError;
@@ -21,14 +22,20 @@ const MAX_REDIRECTS: usize = 8;
 pub struct Ingestor {
     registry: Arc<Registry>,
     identities: Arc<IdentityService>,
+    peers: Arc<dyn Peers>,
 }
 
 impl Ingestor {
     /// Creates the pipeline.
-    pub fn new(registry: Arc<Registry>, identities: Arc<IdentityService>) -> Ingestor {
+    pub fn new(
+        registry: Arc<Registry>,
+        identities: Arc<IdentityService>,
+        peers: Arc<dyn Peers>,
+    ) -> Ingestor {
         Ingestor {
             registry,
             identities,
+            peers,
         }
     }
 
@@ -37,7 +44,7 @@ impl Ingestor {
         let count = events.len();
         for incoming in events.iter().filter(|e| !e.links.is_empty()) {
             self.identities
-                .link(Some(&incoming.identity), &incoming.links)
+                .link(Some(&incoming.identity), &incoming.links, false)
                 .await?;
         }
         let mut per_user: BTreeMap<u64, Vec<Incoming>> = BTreeMap::new();
@@ -47,7 +54,7 @@ impl Ingestor {
         }
         let sends = per_user
             .into_iter()
-            .map(|(user, events)| self.deliver(user, events));
+            .map(|(user, events)| self.deliver(user, Arc::new(events)));
         for result in join_all(sends).await {
             result?;
         }
@@ -55,10 +62,17 @@ impl Ingestor {
     }
 
     /// Hands one user its events, following merges that happened since it was resolved
-    /// (an absorbed user's actor applies nothing and names its survivor).
-    async fn deliver(&self, mut user: u64, events: Vec<Incoming>) -> Result<(), ActorError> {
-        let events = Arc::new(events);
+    /// (an absorbed user's actor applies nothing and names its survivor); a user of
+    /// another node gets them there.
+    pub async fn deliver(
+        &self,
+        mut user: u64,
+        events: Arc<Vec<Incoming>>,
+    ) -> Result<(), ActorError> {
         for _ in 0..MAX_REDIRECTS {
+            if !self.peers.owns_user(user) {
+                return self.peers.deliver(user, events).await;
+            }
             let events = Arc::clone(&events);
             let receipt = self
                 .registry

@@ -20,9 +20,6 @@ pub enum Refusal {
     LimitReached,
     /// The call would merge more users than allowed at once.
     TooManyUsers,
-    /// The identity is resolved by another node of the cluster; links across nodes are
-    /// not made yet.
-    OtherNode,
 }
 
 impl Refusal {
@@ -32,7 +29,6 @@ impl Refusal {
             Refusal::Blocklisted => "blocklisted",
             Refusal::LimitReached => "limit_reached",
             Refusal::TooManyUsers => "too_many_users",
-            Refusal::OtherNode => "other_node",
         }
     }
 }

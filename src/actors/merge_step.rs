@@ -25,6 +25,8 @@ pub struct AbsorbedUser {
     pub log: MergeLog,
     /// The listed identity it owned.
     pub cause: Identity,
+    /// Given up by another node: its storage, totals and timers are that node's.
+    pub remote: bool,
 }
 
 /// An identity to link to the survivor.
@@ -34,6 +36,8 @@ pub struct Claim {
     pub identity: Identity,
     /// Who the index says owns it now: nobody, the survivor, or an absorbed user.
     pub owner: Option<u64>,
+    /// Resolved by another node, where it was claimed for the survivor already.
+    pub remote: bool,
 }
 
 /// What the coordinator asks the survivor to do.
@@ -132,10 +136,11 @@ pub fn merge_step(
             continue;
         }
         let (id_type, value) = &claim.identity;
-        if shared
-            .store
-            .claim_identity(id_type, value, claim.owner, id)
-            .map_err(storage)?
+        if claim.remote
+            || shared
+                .store
+                .claim_identity(id_type, value, claim.owner, id)
+                .map_err(storage)?
         {
             held.push(claim.identity.clone());
             claimed.push(claim.identity);
@@ -169,9 +174,14 @@ pub fn merge_step(
 
     let before_segments = record.segments.clone();
     let old_due = record.next_due;
+    // Users given up by other nodes left those nodes' totals: here they are added.
     let before_totals = combined(
-        std::iter::once(activity_summaries(record, now))
-            .chain(accepted.iter().map(|a| activity_summaries(&a.record, now))),
+        std::iter::once(activity_summaries(record, now)).chain(
+            accepted
+                .iter()
+                .filter(|a| !a.remote)
+                .map(|a| activity_summaries(&a.record, now)),
+        ),
     );
     let mut notifications = Vec::new();
     let mut removed = Vec::new();
@@ -183,13 +193,6 @@ pub fn merge_step(
             absorbed: absorbed.user,
             identity: absorbed.cause.clone(),
         });
-        removed.push(Absorbed {
-            user: absorbed.user,
-            due: absorbed.record.next_due,
-            segments: absorbed.record.segments.iter().copied().collect(),
-            identities: absorbed.record.identities.clone(),
-            earlier: absorbed.log.absorbed_users(),
-        });
         notifications.push(Notification {
             user_id: absorbed.user,
             in_segments: Vec::new(),
@@ -197,6 +200,17 @@ pub fn merge_step(
             at: now,
             merged_into: Some(id),
             relayed: false,
+        });
+        if absorbed.remote {
+            // Its node removed and redirected it when it gave it up.
+            continue;
+        }
+        removed.push(Absorbed {
+            user: absorbed.user,
+            due: absorbed.record.next_due,
+            segments: absorbed.record.segments.iter().copied().collect(),
+            identities: absorbed.record.identities.clone(),
+            earlier: absorbed.log.absorbed_users(),
         });
     }
     let merged: Vec<u64> = accepted.iter().map(|a| a.user).collect();

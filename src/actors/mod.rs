@@ -22,10 +22,12 @@ mod ingest;
 mod merge;
 mod merge_step;
 mod messages;
+mod peers;
 mod record;
 mod registry;
 mod segments;
 mod timers;
+mod transfer;
 mod user;
 mod view;
 
@@ -34,11 +36,12 @@ pub use catalog::{Catalog, Segment, SegmentDef, Segments};
 pub use committer::{Committer, Receipt, StorageHealth};
 pub use event_ids::{EventIds, REMEMBERED_EVENT_IDS};
 pub use hub::{Hub, Notification};
-pub use identity::{IdentityService, Linked};
+pub use identity::{IdentityParts, IdentityService, Linked};
 pub use ingest::Ingestor;
 pub use merge::{MergeEntry, MergeLog, Refusal, RefusedLink};
 pub use merge_step::{AbsorbedUser, Claim, MergeOutcome, MergePlan};
 pub use messages::{GetView, Ingest, Merge, Passivate, Reply, Update};
+pub use peers::{Alone, Parcel, Peers, Surrender};
 pub use record::{Change, Identity, Incoming, UserOp, UserRecord};
 pub use registry::{mix, Registry};
 pub use segments::{SegmentError, SegmentPatch, SegmentService};
@@ -61,4 +64,7 @@ pub enum ActorError {
     /// The user was absorbed by a merge into this survivor.
     #[error("user was merged into user {0}")]
     Moved(u64),
+    /// Another node that had to do its part could not be reached.
+    #[error("{0}")]
+    OwnerUnavailable(String),
 }

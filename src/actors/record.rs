@@ -15,8 +15,8 @@ use super::event_ids::EventIds;
 /// An identity `(id_type, id)`.
 pub type Identity = (String, String);
 
-/// One validated event on its way to its user.
-#[derive(Clone, Debug, PartialEq)]
+/// One validated event on its way to its user (sent as is to the user's node).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incoming {
     /// The identity it arrived under.
     pub identity: Identity,

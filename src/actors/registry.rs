@@ -203,6 +203,12 @@ impl Registry {
 }
 
 impl Registry {
+    /// Hands writes about a user held out of memory to the committer; the receipt
+    /// resolves once they are durable.
+    pub fn submit(&self, writes: crate::storage::WriteSet) -> Receipt {
+        self.shared.committer.submit(writes, Vec::new())
+    }
+
     /// Drops a user's in-memory state after its writes failed, so that its next message
     /// loads what storage holds (the last state that was written).
     pub fn evict(&self, user: u64) {

@@ -35,8 +35,34 @@ pub struct Outgoing<'a> {
     pub method: Method,
     /// Path and query, e.g. `/api/v1/users/7`.
     pub path: &'a str,
-    /// A JSON body, if any.
-    pub body: Option<Bytes>,
+    /// A body, if any, in `JSON` or `MSGPACK`.
+    pub body: Option<(&'static str, Bytes)>,
+}
+
+/// The content type of JSON bodies.
+pub const JSON: &str = "application/json";
+
+/// The content type of MessagePack bodies (records sent between nodes).
+pub const MSGPACK: &str = "application/msgpack";
+
+impl<'a> Outgoing<'a> {
+    /// A `GET` of `path`.
+    pub fn get(path: &'a str) -> Outgoing<'a> {
+        Outgoing {
+            method: Method::GET,
+            path,
+            body: None,
+        }
+    }
+
+    /// A request with a JSON body.
+    pub fn json(method: Method, path: &'a str, body: impl Into<Bytes>) -> Outgoing<'a> {
+        Outgoing {
+            method,
+            path,
+            body: Some((JSON, body.into())),
+        }
+    }
 }
 
 /// Another node's answer.
@@ -82,9 +108,9 @@ pub async fn send(
         outgoing = outgoing.insert_header((header::AUTHORIZATION, credentials.clone()));
     }
     let sent = match request.body {
-        Some(body) => {
+        Some((content_type, body)) => {
             outgoing
-                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .insert_header((header::CONTENT_TYPE, content_type))
                 .send_body(body)
                 .await
         }

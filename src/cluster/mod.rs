@@ -9,6 +9,7 @@ pub mod fanout;
 pub mod forward;
 pub mod ids;
 pub mod membership;
+pub mod remote;
 pub mod ring;
 
 use std::time::Duration;

@@ -230,6 +230,7 @@ impl From<ActorError> for ApiError {
             }
             ActorError::ShuttingDown => ApiError::Unavailable("the node is shutting down".into()),
             ActorError::Storage(m) => ApiError::Unavailable(format!("storage failed: {m}")),
+            ActorError::OwnerUnavailable(m) => ApiError::OwnerUnavailable(m),
             ActorError::Moved(survivor) => ApiError::Unavailable(format!(
                 "the user was merged into user {survivor} while the request ran; retry"
             )),

@@ -14,6 +14,7 @@ use actix_web::{Error, HttpRequest, HttpResponse};
 use futures_util::future::join_all;
 use serde_json::Value;
 
+use crate::cluster::forward::JSON;
 use crate::cluster::{Answer, Outgoing, OwnerUnavailable, FORWARDED_BY};
 
 use super::error::ApiError;
@@ -80,7 +81,7 @@ pub async fn proxy(
             Outgoing {
                 method: req.method().clone(),
                 path,
-                body,
+                body: body.map(|body| (JSON, body)),
             },
         )
         .await?;
@@ -90,16 +91,10 @@ pub async fn proxy(
 /// Asks every other node for its own part of a `GET` answer (the same path); an error
 /// answer from any of them is this request's answer.
 pub async fn gather(state: &AppState, path: &str) -> Result<Vec<Value>, ApiError> {
-    let asks = state.cluster.others().map(|position| {
-        state.cluster.send(
-            position,
-            Outgoing {
-                method: actix_web::http::Method::GET,
-                path,
-                body: None,
-            },
-        )
-    });
+    let asks = state
+        .cluster
+        .others()
+        .map(|position| state.cluster.send(position, Outgoing::get(path)));
     let mut parts = Vec::new();
     for answer in join_all(asks).await {
         parts.push(json_answer(answer?)?);
@@ -126,7 +121,7 @@ pub async fn broadcast(
             Outgoing {
                 method: method.clone(),
                 path,
-                body: body.clone(),
+                body: body.clone().map(|body| (JSON, body)),
             },
         )
     });

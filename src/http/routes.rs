@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse, Route};
 use super::auth::{self, check_any_key, Class};
 use super::console;
 use super::error::ApiError;
-use super::handlers::{admin, events, identify, ops, replica, segments, users};
+use super::handlers::{admin, events, identify, links, ops, replica, segments, users};
 use super::ws;
 
 /// A route guarded by the key class it needs.
@@ -252,7 +252,8 @@ pub fn endpoints() -> Vec<Endpoint> {
 }
 
 /// Registers every route, one resource per path, the routes nodes use between them
-/// (`replica.rs`) and the web console (`console.rs`), the last two outside the API table.
+/// (`replica.rs`, `links.rs`) and the web console (`console.rs`), the last two outside
+/// the API table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut by_path: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
     for e in endpoints() {
@@ -273,6 +274,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(guarded(web::put().to(replica::put), Class::Admin))
             .route(guarded(web::delete().to(replica::remove), Class::Admin)),
     );
+    let node_routes = [
+        (
+            "/internal/v1/identities/indexed",
+            web::post().to(links::indexed),
+        ),
+        (
+            "/internal/v1/identities/claim",
+            web::post().to(links::claim),
+        ),
+        (
+            "/internal/v1/users/{id}/current",
+            web::get().to(links::current),
+        ),
+        (
+            "/internal/v1/users/{id}/surrender",
+            web::post().to(links::surrender),
+        ),
+        (
+            "/internal/v1/users/{id}/settle",
+            web::post().to(links::settle),
+        ),
+        (
+            "/internal/v1/users/{id}/absorb",
+            web::post().to(links::absorb),
+        ),
+        (
+            "/internal/v1/users/{id}/events",
+            web::post().to(links::events),
+        ),
+        ("/internal/v1/link", web::post().to(links::link)),
+    ];
+    for (path, route) in node_routes {
+        cfg.service(web::resource(path).route(guarded(route, Class::Admin)));
+    }
     console::configure(cfg);
     cfg.default_service(web::to(not_found));
 }

@@ -92,6 +92,22 @@ impl Store {
         }
     }
 
+    /// Gives back an identity `user` owns (it was claimed for a link that was refused);
+    /// returns whether nobody owns it now.
+    pub fn release_identity(
+        &self,
+        id_type: &str,
+        id: &str,
+        user: u64,
+    ) -> Result<bool, StorageError> {
+        let key = keys::identity(id_type, id);
+        let owned = user.to_be_bytes();
+        Ok(self
+            .tree
+            .compare_and_swap(&key, Some(&owned[..]), None as Option<&[u8]>)?
+            .is_ok())
+    }
+
     /// Returns the user that `user` was merged into, if it was absorbed (always the
     /// final survivor of a chain).
     pub fn merged_into(&self, user: u64) -> Result<Option<u64>, StorageError> {
@@ -129,24 +145,31 @@ impl Store {
         let mut batch = WriteSet::default();
         user_ops(&mut batch, survivor, record, write)?;
         batch.insert(&keys::with_id(MERGE_LOG, survivor), encode(log)?);
-        let target = survivor.to_be_bytes();
         for gone in absorbed {
-            batch.remove(&keys::with_id(USER, gone.user));
-            batch.remove(&keys::with_id(MERGE_LOG, gone.user));
-            if let Some(due) = gone.due {
-                batch.remove(&keys::timer(due, gone.user));
-            }
-            for segment in &gone.segments {
-                batch.remove(&keys::pair(MEMBER, *segment, gone.user));
-            }
-            for (id_type, id) in &gone.identities {
-                batch.insert(&keys::identity(id_type, id), target.to_vec());
-            }
-            for user in std::iter::once(&gone.user).chain(&gone.earlier) {
-                batch.insert(&keys::with_id(ABSORBED, *user), target.to_vec());
-            }
+            absorbed_ops(&mut batch, survivor, gone);
         }
         Ok(batch)
+    }
+}
+
+/// Adds to `batch` the removal of an absorbed user (record, log, timer, membership), its
+/// identities pointed at the survivor, and its id and the ids it had absorbed
+/// redirected to the survivor.
+pub(super) fn absorbed_ops(batch: &mut WriteSet, survivor: u64, gone: &Absorbed) {
+    let target = survivor.to_be_bytes();
+    batch.remove(&keys::with_id(USER, gone.user));
+    batch.remove(&keys::with_id(MERGE_LOG, gone.user));
+    if let Some(due) = gone.due {
+        batch.remove(&keys::timer(due, gone.user));
+    }
+    for segment in &gone.segments {
+        batch.remove(&keys::pair(MEMBER, *segment, gone.user));
+    }
+    for (id_type, id) in &gone.identities {
+        batch.insert(&keys::identity(id_type, id), target.to_vec());
+    }
+    for user in std::iter::once(&gone.user).chain(&gone.earlier) {
+        batch.insert(&keys::with_id(ABSORBED, *user), target.to_vec());
     }
 }
 

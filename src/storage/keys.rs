@@ -11,6 +11,7 @@
 //! | `c` | name | node metadata (dev clock, counters) |
 //! | `a` | absorbed user id | survivor user id (u64 BE): the user it was merged into |
 //! | `l` | user id | merge log (codec) |
+//! | `o` | user id | a user given up to a survivor on another node, until it has it (codec) |
 
 use crate::domain::Timestamp;
 
@@ -22,6 +23,7 @@ pub(crate) const SEGMENT: u8 = b's';
 pub(crate) const META: u8 = b'c';
 pub(crate) const ABSORBED: u8 = b'a';
 pub(crate) const MERGE_LOG: u8 = b'l';
+pub(crate) const OUTBOX: u8 = b'o';
 
 pub(crate) fn identity(id_type: &str, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(2 + id_type.len() + id.len());

@@ -12,6 +12,7 @@ mod codec;
 mod identities;
 mod keys;
 mod store;
+mod transfers;
 mod write_set;
 
 pub use identities::Absorbed;

@@ -94,11 +94,7 @@ pub async fn catch_up(state: &AppState) -> Result<(), ApiError> {
         return Ok(());
     }
     for position in state.cluster.others() {
-        let request = Outgoing {
-            method: Method::GET,
-            path: "/api/v1/admin/clock",
-            body: None,
-        };
+        let request = Outgoing::get("/api/v1/admin/clock");
         let Ok(answer) = state.cluster.ask(position, request).await else {
             continue;
         };

@@ -88,11 +88,7 @@ async fn route(state: &AppState, events: Vec<Incoming>, sent: Vec<Value>) -> Res
     let forwards = remote.into_iter().map(|(owner, items)| async move {
         let body = serde_json::to_vec(&items)
             .map_err(|e| ApiError::Unavailable(format!("failed to encode events: {e}")))?;
-        let request = Outgoing {
-            method: Method::POST,
-            path: "/api/v1/events",
-            body: Some(body.into()),
-        };
+        let request = Outgoing::json(Method::POST, "/api/v1/events", body);
         let answer = state.cluster.send(owner, request).await?;
         if answer.status == StatusCode::ACCEPTED {
             Ok(())

@@ -66,7 +66,7 @@ pub async fn post(
     if let Some(owner) = elsewhere(&state, &req, state.cluster.identity_owner(id_type, id)) {
         return proxy(&state, &req, owner, Some(body.to_string().into())).await;
     }
-    let linked = state.identities.link(None, &listed).await?;
+    let linked = state.identities.link(None, &listed, false).await?;
     let Some(user) = linked.user else {
         return Err(ApiError::IdentityRefused(
             "every identity listed is a blocklisted junk value; nothing was linked".into(),

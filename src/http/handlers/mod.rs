@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod events;
 pub mod identify;
+pub mod links;
 pub mod ops;
 pub mod replica;
 pub mod segments;

@@ -21,7 +21,8 @@ use super::path_id;
 /// Largest catalog body accepted from another node.
 const MAX_CATALOG_BYTES: usize = 16 * 1024 * 1024;
 
-fn from_a_node(req: &HttpRequest) -> Result<(), ApiError> {
+/// Refuses (`404`) a request that no node sent: these routes serve other nodes only.
+pub fn from_a_node(req: &HttpRequest) -> Result<(), ApiError> {
     if is_forwarded(req) {
         Ok(())
     } else {
@@ -117,11 +118,7 @@ pub async fn catch_up(state: &AppState) -> Result<(), ApiError> {
     if state.cluster.me() == 0 {
         return Ok(());
     }
-    let request = Outgoing {
-        method: Method::GET,
-        path: "/internal/v1/segments",
-        body: None,
-    };
+    let request = Outgoing::get("/internal/v1/segments");
     let answer = match state.cluster.ask(0, request).await {
         Ok(answer) if answer.status.is_success() => answer,
         Ok(answer) => return Err(ApiError::Relayed(Box::new(answer))),

@@ -6,10 +6,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::actors::{ActorError, MergeLog, UserView};
+use crate::cluster::Outgoing;
 
 use super::super::dto::{merge_log_json, user_json};
 use super::super::error::ApiError;
-use super::super::peers::{elsewhere, proxy};
+use super::super::peers::{elsewhere, proxy, relay};
 use super::super::state::AppState;
 use super::{path_id, query};
 
@@ -67,6 +68,14 @@ pub async fn find(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("no user has identity {id_type}:{id}")))?;
     loop {
+        let owner = state.cluster.user_owner(user);
+        if owner != state.cluster.me() {
+            // Merged into a user of another node: that node describes it.
+            let path = format!("/api/v1/users/{user}");
+            return Ok(relay(
+                state.cluster.send(owner, Outgoing::get(&path)).await?,
+            ));
+        }
         match find_user(&state, user).await? {
             Found::User(view) => return Ok(HttpResponse::Ok().json(user_json(&view))),
             Found::Merged(survivor) => user = survivor,
