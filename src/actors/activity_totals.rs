@@ -25,14 +25,19 @@ impl ActivityTotals {
             return;
         }
         let mut totals = locked(&self.totals);
-        for (name, now) in after {
+        // Every type either side names: a user that leaves the node takes its counts.
+        for name in before
+            .keys()
+            .chain(after.keys().filter(|k| !before.contains_key(*k)))
+        {
             let was = before.get(name).map_or(0, |s| s.count);
+            let now = after.get(name);
             let total = totals.entry(name.clone()).or_insert(ActivitySummary {
                 count: 0,
                 last_at: None,
             });
-            total.count = (total.count + now.count).saturating_sub(was);
-            total.last_at = total.last_at.max(now.last_at);
+            total.count = (total.count + now.map_or(0, |s| s.count)).saturating_sub(was);
+            total.last_at = total.last_at.max(now.and_then(|s| s.last_at));
         }
     }
 
@@ -65,5 +70,8 @@ mod tests {
         totals.adjust(&empty, &two);
         totals.adjust(&two, &BTreeMap::from([("v".to_owned(), summary(4, 20))]));
         assert_eq!(totals.snapshot(), vec![("v".to_owned(), summary(5, 20))]);
+        // A user that leaves (given to another node) takes its counts.
+        totals.adjust(&one, &empty);
+        assert_eq!(totals.snapshot(), vec![("v".to_owned(), summary(4, 20))]);
     }
 }
