@@ -44,6 +44,10 @@ pub struct Metrics {
     pub identity_merges: IntCounter,
     /// Identity links refused, by reason (`blocklisted`, `limit_reached`, `too_many_users`).
     pub identity_links_refused: IntCounterVec,
+    /// Requests this node sent to other nodes, by outcome (`answered`, `unavailable`).
+    pub cluster_requests: IntCounterVec,
+    /// How long other nodes took to answer this node's requests.
+    pub cluster_request_duration: Histogram,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -109,7 +113,25 @@ impl Metrics {
         registry
             .register(Box::new(identity_links_refused.clone()))
             .expect("metric registered once");
+        let cluster_requests = IntCounterVec::new(
+            Opts::new(
+                "uss_cluster_requests_total",
+                "Requests sent to other nodes, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(cluster_requests.clone()))
+            .expect("metric registered once");
         Metrics {
+            cluster_requests,
+            cluster_request_duration: histogram(
+                r,
+                "uss_cluster_request_duration_seconds",
+                "How long other nodes took to answer",
+                LATENCY_BUCKETS.to_vec(),
+            ),
             identity_merges: counter(
                 r,
                 "uss_identity_merges_total",

@@ -94,11 +94,19 @@ async fn open_store(dir: &std::path::Path, cache_bytes: u64) -> anyhow::Result<S
 
 /// Starts gossip with the other nodes of `[cluster]`, on UDP at the HTTP listener's
 /// address; without that section the node is a cluster of one.
-async fn join_cluster(config: &Config, listener: &TcpListener) -> anyhow::Result<Cluster> {
+async fn join_cluster(
+    config: &Config,
+    listener: &TcpListener,
+    metrics: &Metrics,
+) -> anyhow::Result<Cluster> {
     let node_id = &config.server.node_id;
     let section = &config.cluster;
     if section.nodes.is_empty() {
-        return Ok(Cluster::single(node_id, &config.server.bind));
+        return Ok(Cluster::single(
+            node_id,
+            &config.server.bind,
+            metrics.clone(),
+        ));
     }
     let nodes = section
         .nodes
@@ -124,6 +132,7 @@ async fn join_cluster(config: &Config, listener: &TcpListener) -> anyhow::Result
         node_id,
         membership,
         config.cluster_key(),
+        metrics.clone(),
     ))
 }
 
@@ -234,7 +243,7 @@ pub async fn run(
         actix_rt::spawn(timers.run(Arc::clone(&clock)))
     });
 
-    let cluster = Arc::new(join_cluster(&config, &listener).await?);
+    let cluster = Arc::new(join_cluster(&config, &listener, &metrics).await?);
     let peers: Arc<dyn Peers> = if cluster.is_single() {
         Arc::new(Alone)
     } else {

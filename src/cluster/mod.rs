@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 
+use crate::clock::Stopwatch;
 use crate::config::ClusterSection;
+use crate::metrics::Metrics;
 
 pub use forward::{Answer, Outgoing, FORWARDED_BY};
 pub use ids::UserIds;
@@ -50,11 +52,12 @@ pub struct Cluster {
     membership: Option<Membership>,
     credentials: Option<HeaderValue>,
     forward_timeout: Duration,
+    metrics: Metrics,
 }
 
 impl Cluster {
     /// A cluster of one: this node, at its bind address.
-    pub fn single(node_id: &str, bind: &str) -> Cluster {
+    pub fn single(node_id: &str, bind: &str, metrics: Metrics) -> Cluster {
         Cluster {
             me: 0,
             nodes: vec![Node {
@@ -65,6 +68,7 @@ impl Cluster {
             membership: None,
             credentials: None,
             forward_timeout: Duration::from_secs(10),
+            metrics,
         }
     }
 
@@ -75,6 +79,7 @@ impl Cluster {
         node_id: &str,
         membership: Membership,
         admin_key: Option<&str>,
+        metrics: Metrics,
     ) -> Cluster {
         let ids: Vec<&str> = section.nodes.iter().map(|node| node.id.as_str()).collect();
         Cluster {
@@ -92,6 +97,7 @@ impl Cluster {
             credentials: admin_key
                 .and_then(|key| HeaderValue::from_str(&format!("Bearer {key}")).ok()),
             forward_timeout: Duration::from_millis(section.forward_timeout_ms),
+            metrics,
         }
     }
 
@@ -214,15 +220,28 @@ impl Cluster {
         request: Outgoing<'_>,
     ) -> Result<Answer, OwnerUnavailable> {
         let node = self.node(position);
-        forward::send(
+        let stopwatch = Stopwatch::start();
+        let answer = forward::send(
             &node.addr,
             &self.node(self.me).id,
             self.credentials.as_ref(),
             request,
             self.forward_timeout,
         )
-        .await
-        .map_err(|e| OwnerUnavailable {
+        .await;
+        let outcome = if answer.is_ok() {
+            "answered"
+        } else {
+            "unavailable"
+        };
+        self.metrics
+            .cluster_requests
+            .with_label_values(&[outcome])
+            .inc();
+        self.metrics
+            .cluster_request_duration
+            .observe(stopwatch.elapsed_secs());
+        answer.map_err(|e| OwnerUnavailable {
             node: node.id.clone(),
             reason: e.to_string(),
         })
