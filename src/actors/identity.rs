@@ -428,6 +428,27 @@ impl IdentityService {
         })
     }
 
+    /// Asks the survivor's actor to run `plan` and waits until the merge is durable.
+    pub(super) async fn merge_durably(
+        &self,
+        survivor: u64,
+        plan: MergePlan,
+    ) -> Result<Merged, ActorError> {
+        let outcome = self
+            .registry
+            .ask(survivor, |reply| Merge { plan, reply })
+            .await?;
+        outcome
+            .receipt
+            .await
+            .map_err(|_| ActorError::ShuttingDown)??;
+        Ok(Merged {
+            merged: outcome.merged,
+            refused: outcome.refused,
+            conflicts: outcome.conflicts,
+        })
+    }
+
     /// Asks the survivor to run `plan`, waits until it is durable, then lets the held
     /// users go and settles what other nodes gave: users the survivor refused go back,
     /// identities claimed for links it refused are given back.
@@ -438,24 +459,9 @@ impl IdentityService {
         holds: Vec<Hold>,
         remote: &Transfers,
     ) -> Result<Merged, ActorError> {
-        let merged = async {
-            let outcome = self
-                .registry
-                .ask(survivor, |reply| Merge { plan, reply })
-                .await?;
-            // The absorbed users stay held until the merge is in storage: a message for
-            // one of them then loads its redirect, never its old record.
-            outcome
-                .receipt
-                .await
-                .map_err(|_| ActorError::ShuttingDown)??;
-            Ok::<_, ActorError>(Merged {
-                merged: outcome.merged,
-                refused: outcome.refused,
-                conflicts: outcome.conflicts,
-            })
-        }
-        .await;
+        // The absorbed users stay held until the merge is in storage: a message for one
+        // of them then loads its redirect, never its old record.
+        let merged = self.merge_durably(survivor, plan).await;
         drop(holds);
         let absorbed = merged.as_ref().map_or(&[][..], |m| m.merged.as_slice());
         for user in &remote.surrendered {
@@ -498,8 +504,11 @@ struct Transfers {
 }
 
 /// What a merge did, once durable.
-struct Merged {
-    merged: Vec<u64>,
+pub(super) struct Merged {
+    /// Users absorbed.
+    pub(super) merged: Vec<u64>,
+    /// Links refused.
     refused: Vec<RefusedLink>,
+    /// Claims lost to a concurrent new user.
     conflicts: usize,
 }

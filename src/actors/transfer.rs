@@ -13,7 +13,6 @@ use crate::storage::{Absorbed, Store, WriteSet};
 use super::identity::{storage, IdentityService};
 use super::merge::MergeLog;
 use super::merge_step::{AbsorbedUser, MergePlan};
-use super::messages::Merge;
 use super::peers::{Parcel, Surrender};
 use super::record::UserRecord;
 use super::view::activity_summaries;
@@ -153,14 +152,7 @@ impl IdentityService {
             }],
             ..MergePlan::default()
         };
-        let outcome = self
-            .registry
-            .ask(survivor, |reply| Merge { plan, reply })
-            .await?;
-        outcome
-            .receipt
-            .await
-            .map_err(|_| ActorError::ShuttingDown)??;
+        let outcome = self.merge_durably(survivor, plan).await?;
         Ok(outcome.merged.contains(&user))
     }
 
