@@ -36,16 +36,36 @@ enum Slot {
         addr: Addr<UserActor>,
         last_used: u64,
     },
-    /// Stopping: its record is saved; a new actor may start once this says `true`.
-    Leaving(watch::Receiver<bool>),
+    /// Stopping: its record is saved; a new actor may start once `done` says `true`.
+    Leaving {
+        done: watch::Receiver<bool>,
+        /// The stopping actor's address, only held (never used) until the slot is
+        /// replaced. Actix stops an actor that has no address left, and it looks for
+        /// addresses after it last looked at its mailbox: a message queued in between
+        /// (`Passivate`, and whatever was sent just before it) would be dropped
+        /// unhandled, its caller told `ShuttingDown`. Held, the actor stops only by
+        /// handling its `Passivate`.
+        _actor: Option<Addr<UserActor>>,
+    },
+}
+
+impl Slot {
+    fn leaving(done: watch::Receiver<bool>, actor: Option<Addr<UserActor>>) -> Slot {
+        Slot::Leaving {
+            done,
+            _actor: actor,
+        }
+    }
 }
 
 /// The user actors of this node.
 ///
 /// Every message is sent while the shard lock is held, and passivation sends its
-/// `Passivate` the same way after marking the user `Leaving`: whatever reached the old
+/// `Passivate` the same way as it marks the user `Leaving`: whatever reached the old
 /// actor is ahead of `Passivate` in its mailbox, and whatever comes later waits for the
-/// old actor to stop before a new one loads the record. Nothing is lost in between.
+/// old actor to stop before a new one loads the record. The registry keeps an address of
+/// the old actor until then, so that actix never stops it for want of one with messages
+/// still queued. Nothing is lost in between.
 pub struct Registry {
     shards: Vec<Mutex<HashMap<u64, Slot>>>,
     arbiters: Vec<ArbiterHandle>,
@@ -123,7 +143,7 @@ impl Registry {
             let mut leaving = {
                 let mut actors = locked(&self.shards[shard]);
                 match actors.get_mut(&user) {
-                    Some(Slot::Leaving(done)) if !finished(done) => done.clone(),
+                    Some(Slot::Leaving { done, .. }) if !finished(done) => done.clone(),
                     Some(Slot::Active { addr, last_used }) if addr.connected() => {
                         *last_used = uptime_ms();
                         return addr.try_send(message).map_err(mailbox_error);
@@ -173,7 +193,7 @@ impl Registry {
         let mut remaining: Vec<(u64, u64)> = Vec::new();
         for shard in &self.shards {
             let mut actors = locked(shard);
-            actors.retain(|_, slot| !matches!(slot, Slot::Leaving(done) if finished(done)));
+            actors.retain(|_, slot| !matches!(slot, Slot::Leaving { done, .. } if finished(done)));
             let idle_users: Vec<u64> = actors
                 .iter()
                 .filter_map(|(user, slot)| match slot {
@@ -188,7 +208,7 @@ impl Registry {
             }
             remaining.extend(actors.iter().filter_map(|(user, slot)| match slot {
                 Slot::Active { last_used, .. } => Some((*last_used, *user)),
-                Slot::Leaving(_) => None,
+                Slot::Leaving { .. } => None,
             }));
         }
         if remaining.len() > max_resident {
@@ -230,7 +250,8 @@ fn leave(actors: &mut HashMap<u64, Slot>, user: u64) -> bool {
     if addr.try_send(Passivate { done }).is_err() {
         return false;
     }
-    actors.insert(user, Slot::Leaving(stopped));
+    let actor = Some(addr.clone());
+    actors.insert(user, Slot::leaving(stopped, actor));
     true
 }
 
@@ -258,14 +279,14 @@ impl Registry {
             let (addr, mut leaving) = {
                 let mut actors = locked(&self.shards[shard]);
                 match actors.get(&user) {
-                    Some(Slot::Leaving(done)) if !finished(done) => (None, done.clone()),
+                    Some(Slot::Leaving { done, .. }) if !finished(done) => (None, done.clone()),
                     Some(Slot::Active { addr, .. }) if addr.connected() => {
                         let addr = addr.clone();
-                        actors.insert(user, Slot::Leaving(held));
+                        actors.insert(user, Slot::leaving(held, Some(addr.clone())));
                         (Some(addr), watch::channel(true).1)
                     }
                     _ => {
-                        actors.insert(user, Slot::Leaving(held));
+                        actors.insert(user, Slot::leaving(held, None));
                         return Ok(hold);
                     }
                 }
@@ -303,7 +324,7 @@ impl Registry {
             let (answer, mut leaving) = {
                 let mut actors = locked(&self.shards[shard]);
                 match actors.get_mut(&user) {
-                    Some(Slot::Leaving(done)) if !finished(done) => (None, done.clone()),
+                    Some(Slot::Leaving { done, .. }) if !finished(done) => (None, done.clone()),
                     Some(Slot::Active { addr, last_used }) if addr.connected() => {
                         *last_used = uptime_ms();
                         let (reply, answer) = oneshot::channel();
@@ -327,7 +348,7 @@ impl Registry {
                         // until the write just queued is there.
                         let (applied, written) = watch::channel(false);
                         self.shared.committer.signal_applied(applied);
-                        actors.insert(user, Slot::Leaving(written));
+                        actors.insert(user, Slot::leaving(written, None));
                         return Ok(receipt);
                     }
                 }
@@ -346,7 +367,7 @@ impl Registry {
             let actors = locked(&self.shards[shard]);
             if !matches!(
                 actors.get(&user),
-                Some(Slot::Active { .. }) | Some(Slot::Leaving(_))
+                Some(Slot::Active { .. }) | Some(Slot::Leaving { .. })
             ) {
                 let now = self.shared.clock.now();
                 return match self.load(user)? {
@@ -380,6 +401,67 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::actors::{ActivityTotals, Catalog, Committer, Hub, StorageHealth};
+    use crate::clock::ManualClock;
+    use crate::domain::Timestamp;
+    use crate::metrics::Metrics;
+    use crate::storage::Store;
+
+    /// A registry on `store` whose actors run on the current thread.
+    fn registry(store: Store) -> Registry {
+        let metrics = Metrics::new();
+        let health = Arc::new(StorageHealth::default());
+        let committer = Committer::start(store.clone(), Hub::new(16), metrics.clone(), health);
+        let shared = Arc::new(UserContext {
+            store,
+            catalog: Arc::new(Catalog::default()),
+            committer,
+            clock: Arc::new(ManualClock::new(Timestamp::from_millis(0))),
+            metrics,
+            totals: Arc::new(ActivityTotals::default()),
+            retention_ms: 0,
+            identity: crate::config::IdentitySection::default(),
+        });
+        Registry::new(1, Vec::new(), 16, shared)
+    }
+
+    /// Answers whether any address of the actor that handles it is still alive.
+    struct Addressed {
+        reply: Reply<bool>,
+    }
+
+    impl Message for Addressed {
+        type Result = ();
+    }
+
+    impl Handler<Addressed> for UserActor {
+        type Result = ();
+
+        fn handle(&mut self, msg: Addressed, ctx: &mut Self::Context) {
+            let _caller_gone = msg.reply.send(Ok(ctx.connected()));
+        }
+    }
+
+    #[test]
+    fn a_passivating_actor_keeps_an_address_until_it_has_stopped() {
+        // Actix stops an actor that has no address left as soon as it finds its mailbox
+        // empty, but it looks for addresses after it last looked at its mailbox: a
+        // message queued in between is dropped unanswered (seen as `ShuttingDown`). So a
+        // passivating actor must keep an address until its `Passivate` is handled. On one
+        // thread, the actor handles `Addressed` only after `passivate` has returned.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 24).unwrap();
+        actix_rt::System::new().block_on(async {
+            let registry = registry(store);
+            let user = 7;
+            registry.ask(user, |reply| GetView { reply }).await.unwrap();
+            let (reply, addressed) = oneshot::channel();
+            registry.send(user, Addressed { reply }).await.unwrap();
+            assert_eq!(registry.passivate(Duration::ZERO, usize::MAX), 1);
+            assert_eq!(addressed.await.unwrap(), Ok(true));
+        });
+    }
 
     #[test]
     fn the_shard_hash_is_pinned() {
