@@ -27,7 +27,12 @@ pub fn identity_shard(id_type: &str, id: &str) -> u16 {
     bytes.extend_from_slice(id_type.as_bytes());
     bytes.push(0);
     bytes.extend_from_slice(id.as_bytes());
-    (mix(fnv1a(&bytes)) % u64::from(SHARDS)) as u16
+    identity_bytes_shard(&bytes)
+}
+
+/// Returns the shard of an identity given as the bytes `type \0 id`.
+pub fn identity_bytes_shard(bytes: &[u8]) -> u16 {
+    (mix(fnv1a(bytes)) % u64::from(SHARDS)) as u16
 }
 
 /// One point of a node on the ring; it hashes as the little-endian FNV-1a of `id#n`, so
@@ -85,6 +90,11 @@ impl Ring {
             owners,
             nodes: nodes.len().max(1),
         }
+    }
+
+    /// Builds the ring of owned node ids (see [`Ring::new`]).
+    pub fn of(nodes: &[String]) -> Ring {
+        Ring::new(&nodes.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// Returns the position (in the node list) of the node that owns `shard`.

@@ -11,11 +11,13 @@
 mod codec;
 mod identities;
 mod keys;
+mod shards;
 mod store;
 mod transfers;
 mod write_set;
 
 pub use identities::Absorbed;
+pub use shards::{key_owner, ExportStep, KeyOwner, Pairs};
 pub use store::{Store, UserWrite};
 pub use write_set::WriteSet;
 
