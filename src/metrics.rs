@@ -48,6 +48,18 @@ pub struct Metrics {
     pub cluster_requests: IntCounterVec,
     /// How long other nodes took to answer this node's requests.
     pub cluster_request_duration: Histogram,
+    /// Shards handed over to another node (`out`) or taken from one (`in`).
+    pub handoff_shards: IntCounterVec,
+    /// Keys sent to a shard's new owner (`out`) or written from its old one (`in`).
+    pub handoff_keys: IntCounterVec,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -102,35 +114,36 @@ impl Metrics {
         registry
             .register(Box::new(http_request_duration.clone()))
             .expect("metric registered once");
-        let identity_links_refused = IntCounterVec::new(
-            Opts::new(
-                "uss_identity_links_refused_total",
-                "Identity links refused by a guardrail",
-            ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(identity_links_refused.clone()))
-            .expect("metric registered once");
-        let cluster_requests = IntCounterVec::new(
-            Opts::new(
+        let identity_links_refused = counter_vec(
+            r,
+            "uss_identity_links_refused_total",
+            "Identity links refused by a guardrail",
+            "reason",
+        );
+        Metrics {
+            cluster_requests: counter_vec(
+                r,
                 "uss_cluster_requests_total",
                 "Requests sent to other nodes, by outcome",
+                "outcome",
             ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(cluster_requests.clone()))
-            .expect("metric registered once");
-        Metrics {
-            cluster_requests,
             cluster_request_duration: histogram(
                 r,
                 "uss_cluster_request_duration_seconds",
                 "How long other nodes took to answer",
                 LATENCY_BUCKETS.to_vec(),
+            ),
+            handoff_shards: counter_vec(
+                r,
+                "uss_handoff_shards_total",
+                "Shards handed over to another node (out) or taken from one (in)",
+                "direction",
+            ),
+            handoff_keys: counter_vec(
+                r,
+                "uss_handoff_keys_total",
+                "Keys sent to a shard's new owner (out) or written from its old one (in)",
+                "direction",
             ),
             identity_merges: counter(
                 r,

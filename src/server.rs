@@ -17,14 +17,14 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 
 use crate::actors::{
-    activity_summaries, ActivityTotals, Alone, Catalog, Committer, Hub, IdentityParts,
-    IdentityService, Ingestor, Peers, Registry, SegmentService, StorageHealth, Timers, UserContext,
-    UserRecord,
+    ActivityTotals, Alone, Catalog, Committer, Hub, IdentityParts, IdentityService, Ingestor,
+    Peers, Registry, SegmentService, StorageHealth, Timers, UserContext,
 };
 use crate::clock::{Clock, ManualClock, Stopwatch, SystemClock, DEV_CLOCK_KEY};
+use crate::cluster::handoff::Ownership;
 use crate::cluster::membership::{MembershipConfig, Tuning};
 use crate::cluster::remote::RemotePeers;
-use crate::cluster::{fanout, Cluster, Membership};
+use crate::cluster::{fanout, Cluster, Handoff, Membership};
 use crate::config::Config;
 use crate::domain::Timestamp;
 use crate::http::{
@@ -54,15 +54,30 @@ fn open_clock(store: &Store, dev_clock: bool) -> anyhow::Result<Clocks> {
     Ok((manual.clone(), Some(manual)))
 }
 
-fn recover_totals(store: &Store, totals: &ActivityTotals, now: Timestamp) -> anyhow::Result<usize> {
-    let mut users = 0;
-    for user in store.user_ids() {
-        if let Some(record) = store.load_user::<UserRecord>(user?)? {
-            totals.adjust(&Default::default(), &activity_summaries(&record, now));
-            users += 1;
-        }
-    }
+/// Counts the users whose whole data this node holds (not those of a shard still coming
+/// in) into the activity totals and the timer gauge; returns how many users there are.
+fn recover_totals(
+    store: &Store,
+    ownership: &Ownership,
+    totals: &ActivityTotals,
+    metrics: &Metrics,
+    now: Timestamp,
+) -> anyhow::Result<usize> {
+    let held = |user| ownership.holds_user(user);
+    let users = totals.add_stored(store, &store.users_where(held)?, now)?;
+    metrics.timers_pending.set(store.timers_where(held)? as i64);
     Ok(users)
+}
+
+/// Returns the configured node ids and this node's position among them (itself alone
+/// without a `[cluster]` section).
+fn node_list(config: &Config) -> (Vec<String>, usize) {
+    let section = &config.cluster;
+    if section.nodes.is_empty() {
+        return (vec![config.server.node_id.clone()], 0);
+    }
+    let ids = section.nodes.iter().map(|node| node.id.clone()).collect();
+    (ids, section.ordinal(&config.server.node_id))
 }
 
 /// Opens the store, waiting up to 10 s for a previous process on the same data dir to
@@ -98,6 +113,7 @@ async fn join_cluster(
     config: &Config,
     listener: &TcpListener,
     metrics: &Metrics,
+    handoff: Arc<Handoff>,
 ) -> anyhow::Result<Cluster> {
     let node_id = &config.server.node_id;
     let section = &config.cluster;
@@ -105,6 +121,7 @@ async fn join_cluster(
         return Ok(Cluster::single(
             node_id,
             &config.server.bind,
+            handoff,
             metrics.clone(),
         ));
     }
@@ -133,6 +150,7 @@ async fn join_cluster(
         membership,
         config.cluster_key(),
         metrics.clone(),
+        handoff,
     ))
 }
 
@@ -174,6 +192,9 @@ pub async fn run(
         metrics.clone(),
         Arc::clone(&health),
     );
+    let (nodes, me) = node_list(&config);
+    let handoff = Arc::new(Handoff::open(store.clone(), nodes, me)?);
+    let ownership = Arc::clone(handoff.ownership());
     let (clock, dev_clock) = open_clock(&store, options.dev_clock)?;
     let catalog = Arc::new(Catalog::default());
     let totals = Arc::new(ActivityTotals::default());
@@ -201,6 +222,7 @@ pub async fn run(
         arbiters.iter().map(Arbiter::handle).collect(),
         config.actors.mailbox_capacity,
         shared,
+        Arc::clone(&ownership),
     ));
     let segments = SegmentService::new(
         store.clone(),
@@ -210,8 +232,7 @@ pub async fn run(
         limits,
     );
     segments.load()?;
-    let users = recover_totals(&store, &totals, clock.now())?;
-    metrics.timers_pending.set(store.timer_count() as i64);
+    let users = recover_totals(&store, &ownership, &totals, &metrics, clock.now())?;
     let timers = Arc::new(Timers::new(
         store.clone(),
         Arc::clone(&registry),
@@ -243,7 +264,9 @@ pub async fn run(
         actix_rt::spawn(timers.run(Arc::clone(&clock)))
     });
 
-    let cluster = Arc::new(join_cluster(&config, &listener, &metrics).await?);
+    let cluster = Arc::new(join_cluster(&config, &listener, &metrics, handoff).await?);
+    let patience = std::time::Duration::from_millis(2 * config.cluster.down_after_ms);
+    cluster.handoff().settle(&cluster, patience).await?;
     let peers: Arc<dyn Peers> = if cluster.is_single() {
         Arc::new(Alone)
     } else {
@@ -343,6 +366,11 @@ pub async fn run(
             .await;
         fanout::start(Arc::clone(&cluster), state.hub.clone());
         actix_rt::spawn(finish_transfers(Arc::clone(&state.identities)));
+    }
+    let services = state.handoff_services();
+    if !cluster.handoff().hand_over(&services).await {
+        let handoff = Arc::clone(cluster.handoff());
+        actix_rt::spawn(async move { handoff.keep_handing_over(services).await });
     }
     state.ready.store(true, Ordering::SeqCst);
     cluster.set_ready(true);

@@ -4,9 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::domain::Timestamp;
+use crate::storage::{StorageError, Store};
 use crate::sync::locked;
 
-use super::view::ActivitySummary;
+use super::record::UserRecord;
+use super::view::{activity_summaries, ActivitySummary};
 
 /// Totals over every user.
 #[derive(Default)]
@@ -39,6 +42,60 @@ impl ActivityTotals {
             total.count = (total.count + now.map_or(0, |s| s.count)).saturating_sub(was);
             total.last_at = total.last_at.max(now.and_then(|s| s.last_at));
         }
+    }
+
+    /// Adds the totals of `users` as stored (at recovery, or when a node takes them
+    /// over); returns how many have a record.
+    pub fn add_stored(
+        &self,
+        store: &Store,
+        users: &[u64],
+        now: Timestamp,
+    ) -> Result<usize, StorageError> {
+        self.stored(store, users, now, false)
+    }
+
+    /// Takes away the totals of `users` as stored (this node hands them over).
+    pub fn remove_stored(
+        &self,
+        store: &Store,
+        users: &[u64],
+        now: Timestamp,
+    ) -> Result<usize, StorageError> {
+        self.stored(store, users, now, true)
+    }
+
+    fn stored(
+        &self,
+        store: &Store,
+        users: &[u64],
+        now: Timestamp,
+        removing: bool,
+    ) -> Result<usize, StorageError> {
+        let mut counted = 0;
+        for user in users {
+            let Some(record) = store.load_user::<UserRecord>(*user)? else {
+                continue;
+            };
+            let summaries = activity_summaries(&record, now);
+            if removing {
+                let none = summaries
+                    .iter()
+                    .map(|(name, s)| {
+                        let gone = ActivitySummary {
+                            count: 0,
+                            last_at: s.last_at,
+                        };
+                        (name.clone(), gone)
+                    })
+                    .collect();
+                self.adjust(&summaries, &none);
+            } else {
+                self.adjust(&BTreeMap::new(), &summaries);
+            }
+            counted += 1;
+        }
+        Ok(counted)
     }
 
     /// Returns the totals, ordered by activity type.

@@ -67,4 +67,8 @@ pub enum ActorError {
     /// Another node that had to do its part could not be reached.
     #[error("{0}")]
     OwnerUnavailable(String),
+    /// This node does not serve the user now (another node does, or its shard is being
+    /// handed over); says why.
+    #[error("{0}")]
+    NotServed(String),
 }

@@ -13,6 +13,7 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::{oneshot, watch};
 
 use crate::clock::uptime_ms;
+use crate::cluster::handoff::Ownership;
 use crate::sync::locked;
 
 use super::committer::{nothing_to_do, Receipt};
@@ -66,20 +67,27 @@ impl Slot {
 /// old actor to stop before a new one loads the record. The registry keeps an address of
 /// the old actor until then, so that actix never stops it for want of one with messages
 /// still queued. Nothing is lost in between.
+///
+/// Only users of cluster shards this node serves are reached: a message for another is
+/// refused (`NotServed`) and a change without an event skipped, so that nothing is
+/// applied to a shard in transit (see `cluster::handoff`).
 pub struct Registry {
     shards: Vec<Mutex<HashMap<u64, Slot>>>,
     arbiters: Vec<ArbiterHandle>,
     mailbox_capacity: usize,
     shared: Arc<UserContext>,
+    ownership: Arc<Ownership>,
 }
 
 impl Registry {
-    /// Creates a registry over `shards` shards placed on `arbiters`.
+    /// Creates a registry over `shards` shards placed on `arbiters`, for the users of the
+    /// cluster shards `ownership` says this node serves.
     pub fn new(
         shards: u32,
         arbiters: Vec<ArbiterHandle>,
         mailbox_capacity: usize,
         shared: Arc<UserContext>,
+        ownership: Arc<Ownership>,
     ) -> Registry {
         Registry {
             shards: (0..shards.max(1))
@@ -88,6 +96,18 @@ impl Registry {
             arbiters,
             mailbox_capacity,
             shared,
+            ownership,
+        }
+    }
+
+    /// Refuses a user whose cluster shard this node does not serve now.
+    fn served(&self, user: u64) -> Result<(), ActorError> {
+        if self.ownership.serves_user(user) {
+            Ok(())
+        } else {
+            Err(ActorError::NotServed(format!(
+                "this node does not serve user {user} now; retry shortly"
+            )))
         }
     }
 
@@ -138,6 +158,7 @@ impl Registry {
         UserActor: Handler<M>,
         <UserActor as Actor>::Context: ToEnvelope<UserActor, M>,
     {
+        self.served(user)?;
         let shard = self.shard_of(user);
         loop {
             let mut leaving = {
@@ -272,6 +293,7 @@ impl Registry {
     /// every later message until the returned `Hold` is dropped. Its record is then
     /// complete in storage.
     pub async fn hold(&self, user: u64) -> Result<Hold, ActorError> {
+        self.served(user)?;
         let shard = self.shard_of(user);
         loop {
             let (released, held) = watch::channel(false);
@@ -317,8 +339,12 @@ fn mailbox_error<M>(e: SendError<M>) -> ActorError {
 impl Registry {
     /// Applies `op` to a user: through its actor when it is in memory, else directly on
     /// its stored record under the shard lock (no actor is started, so a million due
-    /// timers or a backfill do not fill memory). A user with no record is left alone.
+    /// timers or a backfill do not fill memory). A user with no record, or one this node
+    /// does not serve now, is left alone.
     pub async fn update(&self, user: u64, op: UserOp) -> Result<Receipt, ActorError> {
+        if self.served(user).is_err() {
+            return Ok(nothing_to_do());
+        }
         let shard = self.shard_of(user);
         loop {
             let (answer, mut leaving) = {

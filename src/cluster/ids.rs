@@ -1,11 +1,14 @@
 //! Cluster-unique user ids with no coordination per event: a node's position in the node
 //! list is the id's top bits (bits 40–49, so ids stay below 2^53 and exact in JSON), a
-//! per-node sequence the rest. A node only hands out ids of shards it owns, so a new user
-//! lives where its first identity is resolved, and only identities this node resolves
-//! are given to its users. A cluster of one (position 0) numbers
+//! per-node sequence the rest. A node only hands out ids of shards it serves, so a new
+//! user lives where its first identity is resolved, and only identities this node
+//! resolves are given to its users. A cluster of one (position 0) numbers
 //! users 1, 2, 3… as before.
 
-use super::ring::{identity_shard, user_shard, Ring};
+use std::sync::Arc;
+
+use super::handoff::Ownership;
+use super::ring::{identity_shard, user_shard};
 
 /// Bits of the per-node sequence.
 pub const SEQUENCE_BITS: u32 = 40;
@@ -17,7 +20,7 @@ const MAX_TRIES: usize = 1 << 16;
 #[derive(Clone, Debug)]
 pub struct UserIds {
     position: usize,
-    ring: Option<Ring>,
+    ownership: Option<Arc<Ownership>>,
 }
 
 impl UserIds {
@@ -25,23 +28,27 @@ impl UserIds {
     pub fn single() -> UserIds {
         UserIds {
             position: 0,
-            ring: None,
+            ownership: None,
         }
     }
 
-    /// The ids of the node at `position` on `ring`.
-    pub fn of(position: usize, ring: Ring) -> UserIds {
+    /// The ids of the node at `position`, in the shards `ownership` says it serves.
+    pub fn of(position: usize, ownership: Arc<Ownership>) -> UserIds {
         UserIds {
             position,
-            ring: Some(ring),
+            ownership: Some(ownership),
         }
     }
 
     /// Returns whether this node resolves the identity (and so may create its user).
     pub fn resolves(&self, id_type: &str, id: &str) -> bool {
-        self.ring
+        self.serves(identity_shard(id_type, id))
+    }
+
+    fn serves(&self, shard: u16) -> bool {
+        self.ownership
             .as_ref()
-            .is_none_or(|ring| ring.owner(identity_shard(id_type, id)) == self.position)
+            .is_none_or(|ownership| ownership.serves(shard))
     }
 
     /// Returns a fresh id from `next_sequence` (a persistent, increasing counter), or
@@ -57,11 +64,7 @@ impl UserIds {
                 return Ok(None);
             }
             let id = prefix | sequence;
-            let owned = self
-                .ring
-                .as_ref()
-                .is_none_or(|ring| ring.owner(user_shard(id)) == self.position);
-            if owned {
+            if self.serves(user_shard(id)) {
                 return Ok(Some(id));
             }
         }
@@ -72,6 +75,7 @@ impl UserIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::ring::Ring;
 
     fn counter() -> impl FnMut() -> Result<u64, ()> {
         let mut next = 0;
@@ -93,10 +97,12 @@ mod tests {
 
     #[test]
     fn each_node_assigns_distinct_ids_of_its_own_shards() {
-        let ring = Ring::new(&["n1", "n2", "n3"]);
+        let nodes = ["n1", "n2", "n3"];
+        let ring = Ring::new(&nodes);
         let mut seen = std::collections::HashSet::new();
         for position in 0..3 {
-            let ids = UserIds::of(position, ring.clone());
+            let ownership = Ownership::new(nodes.map(String::from).to_vec(), position, &ring);
+            let ids = UserIds::of(position, Arc::new(ownership));
             let mut sequence = counter();
             for _ in 0..200 {
                 let id = ids.assign(&mut sequence).unwrap().unwrap();
@@ -105,6 +111,25 @@ mod tests {
                 assert!(seen.insert(id));
                 assert!(id < 1 << 53);
             }
+        }
+    }
+
+    #[test]
+    fn no_id_is_given_in_a_shard_that_is_still_coming_in() {
+        use crate::cluster::handoff::ShardState;
+        let nodes = ["n1", "n2"];
+        let ring = Ring::new(&nodes);
+        let ownership = Arc::new(Ownership::new(nodes.map(String::from).to_vec(), 1, &ring));
+        let incoming: Vec<u16> = ring.shards_of(1).step_by(2).collect();
+        for shard in &incoming {
+            ownership.set(*shard, ShardState::Incoming(0));
+        }
+        let ids = UserIds::of(1, Arc::clone(&ownership));
+        let mut sequence = counter();
+        for _ in 0..200 {
+            let id = ids.assign(&mut sequence).unwrap().unwrap();
+            assert!(ownership.serves(user_shard(id)));
+            assert!(!incoming.contains(&user_shard(id)));
         }
     }
 

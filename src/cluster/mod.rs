@@ -7,11 +7,13 @@
 
 pub mod fanout;
 pub mod forward;
+pub mod handoff;
 pub mod ids;
 pub mod membership;
 pub mod remote;
 pub mod ring;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
@@ -21,6 +23,7 @@ use crate::config::ClusterSection;
 use crate::metrics::Metrics;
 
 pub use forward::{Answer, Outgoing, FORWARDED_BY};
+pub use handoff::{Handoff, Route};
 pub use ids::UserIds;
 pub use membership::{Membership, NodeState};
 pub use ring::{identity_shard, user_shard, Ring};
@@ -53,11 +56,12 @@ pub struct Cluster {
     credentials: Option<HeaderValue>,
     forward_timeout: Duration,
     metrics: Metrics,
+    handoff: Arc<Handoff>,
 }
 
 impl Cluster {
     /// A cluster of one: this node, at its bind address.
-    pub fn single(node_id: &str, bind: &str, metrics: Metrics) -> Cluster {
+    pub fn single(node_id: &str, bind: &str, handoff: Arc<Handoff>, metrics: Metrics) -> Cluster {
         Cluster {
             me: 0,
             nodes: vec![Node {
@@ -69,17 +73,20 @@ impl Cluster {
             credentials: None,
             forward_timeout: Duration::from_secs(10),
             metrics,
+            handoff,
         }
     }
 
     /// The configured cluster, as node `node_id` sees it through `membership`; requests
-    /// to other nodes carry `admin_key` when keys are configured.
+    /// to other nodes carry `admin_key` when keys are configured; `handoff` knows which
+    /// shards it serves.
     pub fn new(
         section: &ClusterSection,
         node_id: &str,
         membership: Membership,
         admin_key: Option<&str>,
         metrics: Metrics,
+        handoff: Arc<Handoff>,
     ) -> Cluster {
         let ids: Vec<&str> = section.nodes.iter().map(|node| node.id.as_str()).collect();
         Cluster {
@@ -98,6 +105,7 @@ impl Cluster {
                 .and_then(|key| HeaderValue::from_str(&format!("Bearer {key}")).ok()),
             forward_timeout: Duration::from_millis(section.forward_timeout_ms),
             metrics,
+            handoff,
         }
     }
 
@@ -126,18 +134,38 @@ impl Cluster {
         self.ring.owner(user_shard(user))
     }
 
-    /// Returns the position of the node that owns (resolves) an identity.
-    pub fn identity_owner(&self, id_type: &str, id: &str) -> usize {
-        self.ring.owner(identity_shard(id_type, id))
-    }
-
     /// Returns the ids this node may give new users.
     pub fn user_ids(&self) -> UserIds {
         if self.is_single() {
             UserIds::single()
         } else {
-            UserIds::of(self.me, self.ring.clone())
+            UserIds::of(self.me, Arc::clone(self.handoff.ownership()))
         }
+    }
+
+    /// Decides where a request about `shard` is served: here, by another node, or (for
+    /// a shard in transit) nowhere now. A request another node `forwarded` is never
+    /// forwarded again.
+    pub fn route(&self, shard: u16, forwarded: bool) -> Route {
+        self.handoff.ownership().route(shard, forwarded)
+    }
+
+    /// Returns the shards this node serves, takes in, or hands over.
+    pub fn handoff(&self) -> &Arc<Handoff> {
+        &self.handoff
+    }
+
+    /// Publishes a small value in this node's gossip state.
+    pub fn publish(&self, key: &str, value: &str) {
+        if let Some(membership) = &self.membership {
+            membership.set_key(key, value);
+        }
+    }
+
+    /// Returns the value the node at `position` published under `key`, while it is up.
+    pub fn published(&self, position: usize, key: &str) -> Option<String> {
+        let membership = self.membership.as_ref()?;
+        membership.key_of(&self.node(position).id, key)
     }
 
     /// Returns every node with its state as this node sees it, in configuration order.

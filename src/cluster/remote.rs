@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 use crate::actors::{ActorError, Identity, Incoming, Linked, Parcel, Peers, Surrender};
 
 use super::forward::{Outgoing, MSGPACK};
-use super::Cluster;
+use super::ring::{identity_shard, user_shard};
+use super::{Cluster, Route};
 
 /// `actors::Peers` over HTTP.
 pub struct RemotePeers {
@@ -66,8 +67,21 @@ impl RemotePeers {
         serde_json::from_slice(&bytes).map_err(|e| invalid(node, e))
     }
 
-    fn user_node(&self, user: u64) -> usize {
-        self.cluster.user_owner(user)
+    /// Returns the node that serves `shard` now (this one included).
+    fn node_for(&self, shard: u16) -> Result<usize, ActorError> {
+        match self.cluster.route(shard, false) {
+            Route::Local => Ok(self.cluster.me()),
+            Route::Forward(node) => Ok(node),
+            Route::Unavailable(why) => Err(ActorError::OwnerUnavailable(why)),
+        }
+    }
+
+    fn user_node(&self, user: u64) -> Result<usize, ActorError> {
+        self.node_for(user_shard(user))
+    }
+
+    fn identity_node(&self, (id_type, id): &Identity) -> Result<usize, ActorError> {
+        self.node_for(identity_shard(id_type, id))
     }
 }
 
@@ -89,17 +103,21 @@ fn identity_json((id_type, id): &Identity) -> Value {
 
 impl Peers for RemotePeers {
     fn owns_user(&self, user: u64) -> bool {
-        self.user_node(user) == self.cluster.me()
+        matches!(self.cluster.route(user_shard(user), false), Route::Local)
     }
 
     fn resolves(&self, (id_type, id): &Identity) -> bool {
-        self.cluster.identity_owner(id_type, id) == self.cluster.me()
+        matches!(
+            self.cluster.route(identity_shard(id_type, id), false),
+            Route::Local
+        )
     }
 
     fn indexed(&self, identity: &Identity) -> LocalBoxFuture<'_, Result<Option<u64>, ActorError>> {
-        let node = self.cluster.identity_owner(&identity.0, &identity.1);
+        let node = self.identity_node(identity);
         let body = identity_json(identity);
         Box::pin(async move {
+            let node = node?;
             let answer: Value = self
                 .json(
                     node,
@@ -115,12 +133,11 @@ impl Peers for RemotePeers {
     fn current(&self, user: u64) -> LocalBoxFuture<'_, Result<u64, ActorError>> {
         Box::pin(async move {
             let path = format!("/internal/v1/users/{user}/current");
-            let answer: Value = self
-                .json(self.user_node(user), Method::GET, &path, None)
-                .await?;
+            let node = self.user_node(user)?;
+            let answer: Value = self.json(node, Method::GET, &path, None).await?;
             answer["user"]
                 .as_u64()
-                .ok_or_else(|| invalid(self.user_node(user), "no user"))
+                .ok_or_else(|| invalid(node, "no user"))
         })
     }
 
@@ -130,11 +147,12 @@ impl Peers for RemotePeers {
         user: u64,
         release: bool,
     ) -> LocalBoxFuture<'_, Result<bool, ActorError>> {
-        let node = self.cluster.identity_owner(&identity.0, &identity.1);
+        let node = self.identity_node(identity);
         let mut body = identity_json(identity);
         body["user"] = json!(user);
         body["release"] = json!(release);
         Box::pin(async move {
+            let node = node?;
             let answer: Value = self
                 .json(
                     node,
@@ -153,7 +171,7 @@ impl Peers for RemotePeers {
         survivor: u64,
     ) -> LocalBoxFuture<'_, Result<Surrender, ActorError>> {
         Box::pin(async move {
-            let node = self.user_node(user);
+            let node = self.user_node(user)?;
             let path = format!("/internal/v1/users/{user}/surrender");
             let body = Some((
                 super::forward::JSON,
@@ -171,7 +189,7 @@ impl Peers for RemotePeers {
                 super::forward::JSON,
                 Bytes::from(json!({"absorbed": absorbed}).to_string()),
             ));
-            self.call(self.user_node(user), Method::POST, &path, body)
+            self.call(self.user_node(user)?, Method::POST, &path, body)
                 .await
                 .map(|_| ())
         })
@@ -181,6 +199,7 @@ impl Peers for RemotePeers {
         let body = packed(parcel);
         let node = self.user_node(parcel.survivor);
         Box::pin(async move {
+            let node = node?;
             let path = format!("/internal/v1/users/{user}/absorb");
             let bytes = self.call(node, Method::POST, &path, body?).await?;
             let answer: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(node, e))?;
@@ -200,7 +219,7 @@ impl Peers for RemotePeers {
         });
         Box::pin(async move {
             self.json(
-                self.user_node(survivor),
+                self.user_node(survivor)?,
                 Method::POST,
                 "/internal/v1/link",
                 Some(body),
@@ -217,7 +236,7 @@ impl Peers for RemotePeers {
         Box::pin(async move {
             let path = format!("/internal/v1/users/{user}/events");
             let body = packed(events.as_ref())?;
-            self.call(self.user_node(user), Method::POST, &path, body)
+            self.call(self.user_node(user)?, Method::POST, &path, body)
                 .await
                 .map(|_| ())
         })

@@ -234,6 +234,7 @@ impl From<ActorError> for ApiError {
             ActorError::Moved(survivor) => ApiError::Unavailable(format!(
                 "the user was merged into user {survivor} while the request ran; retry"
             )),
+            ActorError::NotServed(why) => ApiError::OwnerUnavailable(why),
         }
     }
 }

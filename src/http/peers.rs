@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::cluster::forward::JSON;
-use crate::cluster::{Answer, Outgoing, OwnerUnavailable, FORWARDED_BY};
+use crate::cluster::{Answer, Outgoing, OwnerUnavailable, Route, FORWARDED_BY};
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -47,10 +47,19 @@ pub fn is_forwarded(req: &HttpRequest) -> bool {
     req.headers().contains_key(FORWARDED_BY)
 }
 
-/// Returns the node that should serve a request about something `owner` owns, when that
-/// is not this node and the request was not forwarded already.
-pub fn elsewhere(state: &AppState, req: &HttpRequest, owner: usize) -> Option<usize> {
-    (owner != state.cluster.me() && !is_forwarded(req)).then_some(owner)
+/// Returns the node that should serve a request about something in `shard`, when that
+/// is not this node; `503 owner_unavailable` when no node may serve it now (a shard being
+/// handed over, or a forwarded request this node does not serve).
+pub fn elsewhere(
+    state: &AppState,
+    req: &HttpRequest,
+    shard: u16,
+) -> Result<Option<usize>, ApiError> {
+    match state.cluster.route(shard, is_forwarded(req)) {
+        Route::Local => Ok(None),
+        Route::Forward(position) => Ok(Some(position)),
+        Route::Unavailable(why) => Err(ApiError::OwnerUnavailable(why)),
+    }
 }
 
 /// Turns another node's answer into this node's.

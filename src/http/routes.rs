@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse, Route};
 use super::auth::{self, check_any_key, Class};
 use super::console;
 use super::error::ApiError;
-use super::handlers::{admin, events, identify, links, ops, replica, segments, users};
+use super::handlers::{admin, events, identify, links, ops, replica, segments, shards, users};
 use super::ws;
 
 /// A route guarded by the key class it needs.
@@ -252,7 +252,8 @@ pub fn endpoints() -> Vec<Endpoint> {
 }
 
 /// Registers every route, one resource per path, the routes nodes use between them
-/// (`replica.rs`, `links.rs`) and the web console (`console.rs`), the last two outside
+/// (`replica.rs`, `links.rs`, `shards.rs`) and the web console (`console.rs`), the last
+/// ones outside
 /// the API table.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut by_path: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
@@ -275,6 +276,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(guarded(web::delete().to(replica::remove), Class::Admin)),
     );
     let node_routes = [
+        ("/internal/v1/shards", web::post().to(shards::receive)),
         (
             "/internal/v1/identities/indexed",
             web::post().to(links::indexed),

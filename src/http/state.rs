@@ -8,6 +8,7 @@ use crate::actors::{
     StorageHealth, Timers,
 };
 use crate::clock::{Clock, ManualClock};
+use crate::cluster::handoff::Services;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -53,4 +54,18 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Permits for events being ingested (`ingest.max_in_flight_events`).
     pub in_flight: tokio::sync::Semaphore,
+}
+
+impl AppState {
+    /// Returns what a shard handoff touches, for the handoff's sender and receiver.
+    pub fn handoff_services(&self) -> Services {
+        Services {
+            cluster: Arc::clone(&self.cluster),
+            registry: Arc::clone(&self.registry),
+            totals: Arc::clone(&self.totals),
+            timers: Arc::clone(&self.timers),
+            clock: Arc::clone(&self.clock),
+            metrics: self.metrics.clone(),
+        }
+    }
 }

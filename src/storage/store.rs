@@ -162,11 +162,6 @@ impl Store {
         Ok(Some(keys::time_of(key_suffix(&key, 1)?)))
     }
 
-    /// Returns how many timers are pending.
-    pub fn timer_count(&self) -> usize {
-        self.tree.scan_prefix([TIMER]).count()
-    }
-
     /// Returns up to `limit` members of `segment` with ids above `after`, ascending.
     pub fn members(
         &self,

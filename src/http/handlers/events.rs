@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use crate::actors::Incoming;
-use crate::cluster::Outgoing;
+use crate::cluster::{identity_shard, Outgoing, Route};
 use crate::domain::SECOND_MS;
 
 use super::super::body::json_body;
@@ -55,10 +55,12 @@ pub async fn ingest_json(
     match sent {
         Some(sent) => route(state, events, sent).await?,
         None => {
-            if forwarded && events.iter().any(|e| !owns(state, e)) {
-                return Err(ApiError::OwnerUnavailable(
-                    "an event was forwarded to a node that does not resolve its identity (the nodes disagree on the cluster's node list)".into(),
-                ));
+            if forwarded {
+                for event in &events {
+                    if let Route::Unavailable(why) = place(state, event, true) {
+                        return Err(ApiError::OwnerUnavailable(why));
+                    }
+                }
             }
             state.ingestor.ingest(events).await?;
         }
@@ -66,9 +68,10 @@ pub async fn ingest_json(
     Ok(count)
 }
 
-fn owns(state: &AppState, event: &Incoming) -> bool {
+/// Where an event is applied: by the node that resolves its identity.
+fn place(state: &AppState, event: &Incoming, forwarded: bool) -> Route {
     let (id_type, id) = &event.identity;
-    state.cluster.identity_owner(id_type, id) == state.cluster.me()
+    state.cluster.route(identity_shard(id_type, id), forwarded)
 }
 
 /// Applies this node's events and forwards the others, each batch to the node that
@@ -77,12 +80,10 @@ async fn route(state: &AppState, events: Vec<Incoming>, sent: Vec<Value>) -> Res
     let mut local = Vec::new();
     let mut remote: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
     for (event, raw) in events.into_iter().zip(sent) {
-        if owns(state, &event) {
-            local.push(event);
-        } else {
-            let (id_type, id) = &event.identity;
-            let owner = state.cluster.identity_owner(id_type, id);
-            remote.entry(owner).or_default().push(raw);
+        match place(state, &event, false) {
+            Route::Local => local.push(event),
+            Route::Forward(owner) => remote.entry(owner).or_default().push(raw),
+            Route::Unavailable(why) => return Err(ApiError::OwnerUnavailable(why)),
         }
     }
     let forwards = remote.into_iter().map(|(owner, items)| async move {

@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::actors::Identity;
+use crate::cluster::identity_shard;
 
 use super::super::body::json_body;
 use super::super::dto::refused_json;
@@ -63,7 +64,7 @@ pub async fn post(
     let body = json_body(payload, state.config.ingest.max_body_bytes).await?;
     let listed = identities(&body, &state.config.ingest.identity_types)?;
     let (id_type, id) = &listed[0];
-    if let Some(owner) = elsewhere(&state, &req, state.cluster.identity_owner(id_type, id)) {
+    if let Some(owner) = elsewhere(&state, &req, identity_shard(id_type, id))? {
         return proxy(&state, &req, owner, Some(body.to_string().into())).await;
     }
     let linked = state.identities.link(None, &listed, false).await?;

@@ -7,6 +7,7 @@ pub mod links;
 pub mod ops;
 pub mod replica;
 pub mod segments;
+pub mod shards;
 pub mod users;
 
 use std::collections::HashMap;

@@ -21,8 +21,8 @@ use super::path_id;
 /// Largest catalog body accepted from another node.
 const MAX_CATALOG_BYTES: usize = 16 * 1024 * 1024;
 
-/// Refuses (`404`) a request that no node sent: these routes serve other nodes only.
-pub fn from_a_node(req: &HttpRequest) -> Result<(), ApiError> {
+/// Refuses a request that no node sent: internal routes look absent to clients.
+pub(super) fn from_a_node(req: &HttpRequest) -> Result<(), ApiError> {
     if is_forwarded(req) {
         Ok(())
     } else {

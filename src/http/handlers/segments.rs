@@ -12,7 +12,7 @@ use crate::actors::{SegmentDef, SegmentPatch};
 use super::super::body::json_body;
 use super::super::dto::SegmentJson;
 use super::super::error::ApiError;
-use super::super::peers::{elsewhere, gather, is_forwarded, proxy};
+use super::super::peers::{gather, is_forwarded, proxy};
 use super::super::state::AppState;
 use super::replica;
 use super::{path_id, query};
@@ -74,7 +74,7 @@ fn existing(state: &AppState, id: u64) -> Result<SegmentDef, ApiError> {
 /// The node that keeps the catalog, when it is another one and the request came from
 /// a client.
 fn keeper(state: &AppState, req: &HttpRequest) -> Option<usize> {
-    elsewhere(state, req, 0)
+    (state.cluster.me() != 0 && !is_forwarded(req)).then_some(0)
 }
 
 /// `POST /api/v1/segments`

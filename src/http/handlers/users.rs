@@ -6,7 +6,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::actors::{ActorError, MergeLog, UserView};
-use crate::cluster::Outgoing;
+use crate::cluster::identity_shard;
+use crate::cluster::ring::user_shard;
+use crate::cluster::{Outgoing, Route};
 
 use super::super::dto::{merge_log_json, user_json};
 use super::super::error::ApiError;
@@ -29,6 +31,16 @@ async fn find_user(state: &AppState, user: u64) -> Result<Found, ApiError> {
     }
 }
 
+/// Returns the node that serves `user`, when that is another one (asked on behalf of a
+/// client: this node may forward).
+fn serving_elsewhere(state: &AppState, user: u64) -> Result<Option<usize>, ApiError> {
+    match state.cluster.route(user_shard(user), false) {
+        Route::Local => Ok(None),
+        Route::Forward(owner) => Ok(Some(owner)),
+        Route::Unavailable(why) => Err(ApiError::OwnerUnavailable(why)),
+    }
+}
+
 /// `301` with `Location: /api/v1/users/SURVIVOR{suffix}` and the redirect body.
 fn moved(user: u64, survivor: u64, suffix: &str) -> HttpResponse {
     HttpResponse::MovedPermanently()
@@ -42,7 +54,7 @@ fn moved(user: u64, survivor: u64, suffix: &str) -> HttpResponse {
 /// `GET /api/v1/users/{user_id}`
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let user = path_id(&req, "user_id")?;
-    if let Some(owner) = elsewhere(&state, &req, state.cluster.user_owner(user)) {
+    if let Some(owner) = elsewhere(&state, &req, user_shard(user))? {
         return proxy(&state, &req, owner, None).await;
     }
     Ok(match find_user(&state, user).await? {
@@ -59,7 +71,7 @@ pub async fn find(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .filter(|id| !id.is_empty())
         .ok_or_else(|| ApiError::invalid_request("clientRefId is required", Some("clientRefId")))?;
     let id_type = params.get("idType").map_or("cookie", String::as_str);
-    if let Some(owner) = elsewhere(&state, &req, state.cluster.identity_owner(id_type, id)) {
+    if let Some(owner) = elsewhere(&state, &req, identity_shard(id_type, id))? {
         return proxy(&state, &req, owner, None).await;
     }
     let mut user = state
@@ -68,9 +80,9 @@ pub async fn find(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("no user has identity {id_type}:{id}")))?;
     loop {
-        let owner = state.cluster.user_owner(user);
-        if owner != state.cluster.me() {
-            // Merged into a user of another node: that node describes it.
+        if let Some(owner) = serving_elsewhere(&state, user)? {
+            // A user another node serves (merged into one there, or since the cluster
+            // grew): that node describes it.
             let path = format!("/api/v1/users/{user}");
             return Ok(relay(
                 state.cluster.send(owner, Outgoing::get(&path)).await?,
@@ -90,7 +102,7 @@ pub async fn merges(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let user = path_id(&req, "user_id")?;
-    if let Some(owner) = elsewhere(&state, &req, state.cluster.user_owner(user)) {
+    if let Some(owner) = elsewhere(&state, &req, user_shard(user))? {
         return proxy(&state, &req, owner, None).await;
     }
     if let Found::Merged(survivor) = find_user(&state, user).await? {
