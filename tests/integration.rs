@@ -1,6 +1,7 @@
 //! Black-box tests of USS, one binary with a module per feature.
 
 mod cluster;
+mod cluster_growth;
 mod cluster_merges;
 mod common;
 mod identity_model;

@@ -449,7 +449,13 @@ mod tests {
             retention_ms: 0,
             identity: crate::config::IdentitySection::default(),
         });
-        Registry::new(1, Vec::new(), 16, shared)
+        let ring = crate::cluster::Ring::new(&["n1"]);
+        let ownership = Arc::new(crate::cluster::handoff::Ownership::new(
+            vec!["n1".into()],
+            0,
+            &ring,
+        ));
+        Registry::new(1, Vec::new(), 16, shared, ownership)
     }
 
     /// Answers whether any address of the actor that handles it is still alive.

@@ -46,6 +46,19 @@ impl Endpoint for ClusterNode {
 }
 
 impl ClusterNode {
+    /// Node `n{i + 1}` on `port`, in a new directory under `temp`; not started.
+    fn new(temp: &Path, i: usize, port: u16) -> ClusterNode {
+        let dir = temp.join(format!("n{}", i + 1));
+        std::fs::create_dir(&dir).expect("node dir");
+        ClusterNode {
+            id: format!("n{}", i + 1),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            child: None,
+            starts: 0,
+        }
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -97,7 +110,8 @@ impl ClusterNode {
         self.child.as_mut()?.try_wait().expect("child status")
     }
 
-    fn stderr_text(&self) -> String {
+    /// Returns everything the node has logged (every start).
+    pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(self.log("stderr.log")).unwrap_or_default()
     }
 
@@ -181,17 +195,7 @@ impl TestCluster {
         let mut nodes: Vec<ClusterNode> = ports
             .iter()
             .enumerate()
-            .map(|(i, port)| {
-                let dir = temp.path().join(format!("n{}", i + 1));
-                std::fs::create_dir(&dir).expect("node dir");
-                ClusterNode {
-                    id: format!("n{}", i + 1),
-                    addr: SocketAddr::from(([127, 0, 0, 1], *port)),
-                    dir,
-                    child: None,
-                    starts: 0,
-                }
-            })
+            .map(|(i, port)| ClusterNode::new(temp.path(), i, *port))
             .collect();
         for node in &mut nodes {
             node.spawn(&config);
@@ -239,7 +243,11 @@ impl TestCluster {
                 Err(e) => return Some(format!("{} /api/v1/cluster: {e}", self.nodes[i].id)),
             };
             for j in self.running() {
-                if view.status != 200 || self.state_in(&view.body, j) != Some("up") {
+                // A node started before the list grew does not know the nodes added since.
+                let listed = view.body["nodes"].as_array().is_some_and(|nodes| {
+                    nodes.iter().any(|n| n["id"] == self.nodes[j].id.as_str())
+                });
+                if view.status != 200 || (listed && self.state_in(&view.body, j) != Some("up")) {
                     return Some(format!(
                         "{} sees {} as {:?} ({}: {})",
                         self.nodes[i].id,
@@ -318,7 +326,8 @@ impl TestCluster {
     }
 
     /// Starts node `i` again (after `kill` or `stop`) on its port and data dir, and
-    /// waits until it serves and every running node sees every running node `up`.
+    /// waits until it serves and every running node sees every running node it lists
+    /// `up`.
     pub async fn restart(&mut self, i: usize) {
         for attempt in 1..=START_ATTEMPTS {
             self.nodes[i].spawn(&self.config);
@@ -333,6 +342,19 @@ impl TestCluster {
                 Err(failure) => panic!("{} did not restart: {failure}", self.nodes[i].id),
             }
         }
+    }
+
+    /// Appends a node to the cluster's list and starts it; returns its index. From now
+    /// on the config file lists it, so a node restarted reads the longer list; the nodes
+    /// running keep the list they started with until then.
+    pub async fn grow(&mut self) -> usize {
+        let i = self.nodes.len();
+        let node = ClusterNode::new(self._temp.path(), i, free_ports(1)[0]);
+        self.nodes.push(node);
+        let ports: Vec<u16> = self.nodes.iter().map(|node| node.addr.port()).collect();
+        std::fs::write(&self.config, config_text(&ports)).expect("config file");
+        self.restart(i).await;
+        i
     }
 
     /// Sends `method path` with an optional raw body to node `i`.
