@@ -110,7 +110,8 @@ impl Handoff {
         for (shard, keys) in complete {
             debug!(shard, node = %from, keys, "shard taken over");
         }
-        info!(node = %from, shards = shards.len(), users = users.len(), "shards taken over");
+        let keys: u64 = complete.values().sum();
+        info!(node = %from, shards = shards.len(), users = users.len(), keys, "shards taken over");
         if let Err(e) = services.timers.fire_due(now).await {
             warn!(error = %e, "some timers of the shards taken over did not fire; they fire on the next pass");
         }
