@@ -359,12 +359,19 @@ impl IdentityService {
                     }
                 }
             }
+            let repoint = record
+                .identities
+                .iter()
+                .filter(|identity| self.peers.resolves(identity))
+                .cloned()
+                .collect();
             planned.plan.absorbed.push(AbsorbedUser {
                 user,
                 record,
                 log,
                 cause: cause.unwrap_or_default(),
                 remote,
+                repoint,
             });
         }
         for (identity, owner) in owners {

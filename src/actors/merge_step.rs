@@ -27,6 +27,9 @@ pub struct AbsorbedUser {
     pub cause: Identity,
     /// Given up by another node: its storage, totals and timers are that node's.
     pub remote: bool,
+    /// Its identities this node resolves: their index entries now name the survivor
+    /// (other nodes' entries keep naming it, and follow its redirect).
+    pub repoint: Vec<Identity>,
 }
 
 /// An identity to link to the survivor.
@@ -209,7 +212,7 @@ pub fn merge_step(
             user: absorbed.user,
             due: absorbed.record.next_due,
             segments: absorbed.record.segments.iter().copied().collect(),
-            identities: absorbed.record.identities.clone(),
+            identities: absorbed.repoint.clone(),
             earlier: absorbed.log.absorbed_users(),
         });
     }

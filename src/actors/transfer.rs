@@ -149,6 +149,7 @@ impl IdentityService {
                 log: parcel.log,
                 cause,
                 remote: true,
+                repoint: Vec::new(),
             }],
             ..MergePlan::default()
         };
