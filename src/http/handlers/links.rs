@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::actors::{Identity, Incoming, Parcel};
 use crate::cluster::forward::MSGPACK;
+use crate::cluster::{identity_shard, user_shard, Route};
 
 use super::super::body::{json_body, read_limited};
 use super::super::error::ApiError;
@@ -64,6 +65,26 @@ async fn unpack<T: for<'de> Deserialize<'de>>(
         .map_err(|e| ApiError::invalid_request(format!("unreadable body: {e}"), None))
 }
 
+/// Refuses (`503`) a request about a shard this node does not serve now (another node
+/// does, or it is being handed over): its data here would be missing or stale.
+fn serving(state: &AppState, shard: u16) -> Result<(), ApiError> {
+    match state.cluster.route(shard, true) {
+        Route::Local => Ok(()),
+        Route::Forward(_) | Route::Unavailable(_) => Err(ApiError::OwnerUnavailable(format!(
+            "node {} does not serve shard {shard} now; retry shortly",
+            state.cluster.node(state.cluster.me()).id
+        ))),
+    }
+}
+
+fn user_served(state: &AppState, user: u64) -> Result<u64, ApiError> {
+    serving(state, user_shard(user)).map(|()| user)
+}
+
+fn identity_served(state: &AppState, identity: Identity) -> Result<Identity, ApiError> {
+    serving(state, identity_shard(&identity.0, &identity.1)).map(|()| identity)
+}
+
 fn storage(e: crate::storage::StorageError) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
@@ -88,7 +109,8 @@ pub async fn current(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     from_a_node(&req)?;
-    let user = state.identities.current(path_id(&req, "id")?).await?;
+    let user = user_served(&state, path_id(&req, "id")?)?;
+    let user = state.identities.current(user).await?;
     Ok(HttpResponse::Ok().json(json!({"user": user})))
 }
 
@@ -100,7 +122,7 @@ pub async fn claim(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = request(&req, &state, payload).await?;
-    let (id_type, id) = identity(&body)?;
+    let (id_type, id) = identity_served(&state, identity(&body)?)?;
     let user = number(&body, "user")?;
     let owned = if body["release"].as_bool().unwrap_or(false) {
         !state
@@ -130,10 +152,8 @@ pub async fn surrender(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let survivor = number(&request(&req, &state, payload).await?, "survivor")?;
-    let given = state
-        .identities
-        .surrender(path_id(&req, "id")?, survivor)
-        .await?;
+    let user = user_served(&state, path_id(&req, "id")?)?;
+    let given = state.identities.surrender(user, survivor).await?;
     packed(&given)
 }
 
@@ -145,10 +165,8 @@ pub async fn settle(
 ) -> Result<HttpResponse, ApiError> {
     let body = request(&req, &state, payload).await?;
     let absorbed = field(&body, "absorbed")?.as_bool().unwrap_or(false);
-    state
-        .identities
-        .settle(path_id(&req, "id")?, absorbed)
-        .await?;
+    let user = user_served(&state, path_id(&req, "id")?)?;
+    state.identities.settle(user, absorbed).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -159,6 +177,7 @@ pub async fn absorb(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let parcel: Parcel = unpack(&req, payload).await?;
+    user_served(&state, parcel.survivor)?;
     let absorbed = state
         .identities
         .absorb_parcel(path_id(&req, "id")?, parcel)
@@ -199,9 +218,7 @@ pub async fn events(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let events: Vec<Incoming> = unpack(&req, payload).await?;
-    state
-        .ingestor
-        .deliver(path_id(&req, "id")?, Arc::new(events))
-        .await?;
+    let user = user_served(&state, path_id(&req, "id")?)?;
+    state.ingestor.deliver(user, Arc::new(events)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
