@@ -190,13 +190,18 @@ impl Cluster {
             .collect()
     }
 
-    /// Returns whether the node at `position` is up (this node always is, to itself).
+    /// Returns whether the node at `position` answers: up, or joining (a node that has
+    /// just become ready is seen joining for a gossip round, and one that is catching up
+    /// serves other nodes already). This node always answers, to itself.
     pub fn is_up(&self, position: usize) -> bool {
         position == self.me
-            || self
-                .membership
-                .as_ref()
-                .is_some_and(|membership| membership.is_up(&self.node(position).id))
+            || self.membership.as_ref().is_some_and(|membership| {
+                let id = &self.node(position).id;
+                membership
+                    .states()
+                    .iter()
+                    .any(|(node, state)| node == id && *state != NodeState::Down)
+            })
     }
 
     /// Returns the `Authorization` nodes present to each other, when keys are set.
