@@ -1,7 +1,8 @@
 //! Merges across nodes (issue #7): users that live on different nodes become one
 //! through an event's `identities` as through identify; a merge the survivor refuses
-//! (identity limits) gives the other node's user back whole; and a transfer cut short
-//! after a node gave a user up is finished by that node.
+//! (identity limits) gives the other node's user back whole; a transfer cut short after
+//! a node gave a user up is finished by that node; and a chain of merges over three
+//! nodes redirects every absorbed user to the final survivor.
 
 use std::time::Duration;
 
@@ -36,32 +37,42 @@ async fn clock(cluster: &TestCluster) {
     }
 }
 
-/// Creates users `{prefix}-k` (one page view each, with `identities(k)`) until two of
-/// them live on different nodes; returns their cookies and ids, smallest id first.
-async fn two_users_on_two_nodes(
+/// Creates users `{prefix}-k` (one page view each, with `identities(k)`) until `count`
+/// of them live on different nodes; returns their cookies and ids, smallest id first.
+async fn users_on_distinct_nodes(
     cluster: &TestCluster,
     prefix: &str,
+    count: usize,
     identities: impl Fn(usize) -> Value,
-) -> [(String, u64); 2] {
-    let mut first: Option<(String, u64, String)> = None;
-    for k in 0..40 {
+) -> Vec<(String, u64)> {
+    let mut found: Vec<(String, u64, String)> = Vec::new();
+    for k in 0..60 {
         let cookie = format!("{prefix}-{k}");
         post_events_for_test(cluster.node(k % 3), view(&cookie, identities(k))).await;
         let user = user_for_test(cluster.node(0), "cookie", &cookie).await["user_id"]
             .as_u64()
             .expect("user id");
         let owner = cluster.owner(user).await;
-        match &first {
-            None => first = Some((cookie, user, owner)),
-            Some((c, u, o)) if *o != owner => {
-                let mut pair = [(c.clone(), *u), (cookie, user)];
-                pair.sort_by_key(|(_, user)| *user);
-                return pair;
-            }
-            Some(_) => {}
+        if !found.iter().any(|(_, _, o)| *o == owner) {
+            found.push((cookie, user, owner));
+        }
+        if found.len() == count {
+            let mut users: Vec<(String, u64)> = found.into_iter().map(|(c, u, _)| (c, u)).collect();
+            users.sort_by_key(|(_, user)| *user);
+            return users;
         }
     }
-    panic!("40 users all on one node");
+    panic!("60 users on fewer than {count} nodes");
+}
+
+/// Two users on two nodes, smallest id first.
+async fn two_users_on_two_nodes(
+    cluster: &TestCluster,
+    prefix: &str,
+    identities: impl Fn(usize) -> Value,
+) -> [(String, u64); 2] {
+    let users = users_on_distinct_nodes(cluster, prefix, 2, identities).await;
+    [users[0].clone(), users[1].clone()]
 }
 
 #[actix_rt::test]
@@ -209,4 +220,43 @@ async fn a_user_given_up_without_its_merge_is_finished_by_its_node() {
         counted,
         "totals moved, none lost"
     );
+}
+
+#[actix_rt::test]
+async fn a_chain_of_merges_across_three_nodes_ends_at_the_final_survivor() {
+    let cluster = TestCluster::start(3).await;
+    clock(&cluster).await;
+    let users = users_on_distinct_nodes(&cluster, "chain", 3, |_| json!({})).await;
+    let [(first, survivor), (middle, between), (last, earliest)] =
+        [users[0].clone(), users[1].clone(), users[2].clone()];
+    let pair = |a: &str, b: &str| [("cookie", a.to_owned()), ("cookie", b.to_owned())];
+    for (i, (a, b)) in [(&middle, &last), (&first, &middle)]
+        .into_iter()
+        .enumerate()
+    {
+        let listed = pair(a, b);
+        let listed: Vec<(&str, &str)> = listed.iter().map(|(t, v)| (*t, v.as_str())).collect();
+        let answer = identify_for_test(cluster.node(i), &listed).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+    for absorbed in [between, earliest] {
+        let gone = cluster
+            .same_everywhere(&format!("/api/v1/users/{absorbed}"))
+            .await;
+        assert_eq!(gone.status, 301);
+        assert_eq!(
+            gone.body,
+            json!({"user_id": absorbed, "merged_into": survivor})
+        );
+    }
+    let user = cluster
+        .same_everywhere(&format!("/api/v1/users?clientRefId={last}"))
+        .await;
+    assert_eq!(user.body["user_id"], json!(survivor));
+    assert_eq!(user.body["activities"]["page_viewed"]["count"], json!(3));
+    post_events_for_test(cluster.node(2), view(&last, json!({}))).await;
+    let user = cluster
+        .same_everywhere(&format!("/api/v1/users/{survivor}"))
+        .await;
+    assert_eq!(user.body["activities"]["page_viewed"]["count"], json!(4));
 }

@@ -34,6 +34,10 @@ use super::ActorError;
 /// How often a merge is planned again after losing a claim to a concurrent new user.
 const MAX_ATTEMPTS: usize = 4;
 
+/// Most redirects followed from a user to its final survivor (each leads to a smaller
+/// id, so a chain ends; this bounds the work on a corrupt one).
+const MAX_REDIRECTS: usize = 16;
+
 /// What linking did, once it is durable and pushed.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Linked {
@@ -122,17 +126,24 @@ impl IdentityService {
         Ok(Some(Owner { indexed, current }))
     }
 
-    /// Returns the user that `user` is now, after merges.
-    pub async fn current(&self, user: u64) -> Result<u64, ActorError> {
-        if self.peers.owns_user(user) {
-            Ok(self
-                .store
-                .merged_into(user)
-                .map_err(storage)?
-                .unwrap_or(user))
-        } else {
-            self.peers.current(user).await
+    /// Returns the user that `user` is now, after merges: the end of its chain of
+    /// redirects, which a merge across nodes may spread over several nodes.
+    pub async fn current(&self, mut user: u64) -> Result<u64, ActorError> {
+        for _ in 0..MAX_REDIRECTS {
+            let next = if self.peers.owns_user(user) {
+                self.store
+                    .merged_into(user)
+                    .map_err(storage)?
+                    .unwrap_or(user)
+            } else {
+                self.peers.current(user).await?
+            };
+            if next == user {
+                return Ok(user);
+            }
+            user = next;
         }
+        Ok(user)
     }
 
     /// Returns the user the index gives `identity`, creating one if nobody owns it. It may

@@ -26,7 +26,11 @@ async fn find_user(state: &AppState, user: u64) -> Result<Found, ApiError> {
     match state.registry.view(user).await {
         Ok(Some(view)) => Ok(Found::User(Box::new(view))),
         Ok(None) => Err(ApiError::NotFound(format!("user {user} not found"))),
-        Err(ActorError::Moved(survivor)) => Ok(Found::Merged(survivor)),
+        // The redirect names the survivor of its merge; after merges across nodes that
+        // user may have been absorbed since: name the final one.
+        Err(ActorError::Moved(survivor)) => {
+            Ok(Found::Merged(state.identities.current(survivor).await?))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -80,6 +84,8 @@ pub async fn find(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("no user has identity {id_type}:{id}")))?;
     loop {
+        // The index may name a user absorbed since, on any node: follow it to the end.
+        user = state.identities.current(user).await?;
         if let Some(owner) = serving_elsewhere(&state, user)? {
             // A user another node serves (merged into one there, or since the cluster
             // grew): that node describes it.
