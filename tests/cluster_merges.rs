@@ -30,6 +30,18 @@ async fn views_counted(cluster: &TestCluster) -> u64 {
         .expect("page views counted")
 }
 
+/// Asserts that every node answers `301` for `absorbed`, naming `survivor`.
+async fn redirected(cluster: &TestCluster, absorbed: u64, survivor: u64) {
+    let gone = cluster
+        .same_everywhere(&format!("/api/v1/users/{absorbed}"))
+        .await;
+    assert_eq!(gone.status, 301);
+    assert_eq!(
+        gone.body,
+        json!({"user_id": absorbed, "merged_into": survivor})
+    );
+}
+
 /// Sets the clock through every node.
 async fn clock(cluster: &TestCluster) {
     for i in 0..cluster.len() {
@@ -97,14 +109,7 @@ async fn an_event_listing_an_identity_of_a_user_on_another_node_merges_them() {
         .same_everywhere("/api/v1/users?clientRefId=one@x.org&idType=email")
         .await;
     assert_eq!(by_email.body["user_id"], json!(survivor));
-    let gone = cluster
-        .same_everywhere(&format!("/api/v1/users/{absorbed}"))
-        .await;
-    assert_eq!(gone.status, 301);
-    assert_eq!(
-        gone.body,
-        json!({"user_id": absorbed, "merged_into": survivor})
-    );
+    redirected(&cluster, absorbed, survivor).await;
     let merges = cluster
         .same_everywhere(&format!("/api/v1/users/{survivor}/merges"))
         .await;
@@ -240,14 +245,7 @@ async fn a_chain_of_merges_across_three_nodes_ends_at_the_final_survivor() {
         assert_eq!(answer.status, 200, "{:?}", answer.body);
     }
     for absorbed in [between, earliest] {
-        let gone = cluster
-            .same_everywhere(&format!("/api/v1/users/{absorbed}"))
-            .await;
-        assert_eq!(gone.status, 301);
-        assert_eq!(
-            gone.body,
-            json!({"user_id": absorbed, "merged_into": survivor})
-        );
+        redirected(&cluster, absorbed, survivor).await;
     }
     let user = cluster
         .same_everywhere(&format!("/api/v1/users?clientRefId={last}"))

@@ -76,6 +76,21 @@ impl RemotePeers {
         }
     }
 
+    /// Posts `body` to `/internal/v1/identities/{what}` on the node that resolves the
+    /// identity and returns its JSON answer.
+    fn about_identity(
+        &self,
+        identity: &Identity,
+        what: &'static str,
+        body: Value,
+    ) -> LocalBoxFuture<'_, Result<Value, ActorError>> {
+        let node = self.identity_node(identity);
+        Box::pin(async move {
+            let path = format!("/internal/v1/identities/{what}");
+            self.json(node?, Method::POST, &path, Some(body)).await
+        })
+    }
+
     fn user_node(&self, user: u64) -> Result<usize, ActorError> {
         self.node_for(user_shard(user))
     }
@@ -114,20 +129,8 @@ impl Peers for RemotePeers {
     }
 
     fn indexed(&self, identity: &Identity) -> LocalBoxFuture<'_, Result<Option<u64>, ActorError>> {
-        let node = self.identity_node(identity);
-        let body = identity_json(identity);
-        Box::pin(async move {
-            let node = node?;
-            let answer: Value = self
-                .json(
-                    node,
-                    Method::POST,
-                    "/internal/v1/identities/indexed",
-                    Some(body),
-                )
-                .await?;
-            Ok(answer["user"].as_u64())
-        })
+        let asked = self.about_identity(identity, "indexed", identity_json(identity));
+        Box::pin(async move { Ok(asked.await?["user"].as_u64()) })
     }
 
     fn current(&self, user: u64) -> LocalBoxFuture<'_, Result<u64, ActorError>> {
@@ -147,22 +150,11 @@ impl Peers for RemotePeers {
         user: u64,
         release: bool,
     ) -> LocalBoxFuture<'_, Result<bool, ActorError>> {
-        let node = self.identity_node(identity);
         let mut body = identity_json(identity);
         body["user"] = json!(user);
         body["release"] = json!(release);
-        Box::pin(async move {
-            let node = node?;
-            let answer: Value = self
-                .json(
-                    node,
-                    Method::POST,
-                    "/internal/v1/identities/claim",
-                    Some(body),
-                )
-                .await?;
-            Ok(answer["owned"].as_bool().unwrap_or(false))
-        })
+        let asked = self.about_identity(identity, "claim", body);
+        Box::pin(async move { Ok(asked.await?["owned"].as_bool().unwrap_or(false)) })
     }
 
     fn surrender(
