@@ -152,7 +152,12 @@ impl Membership {
 
     /// Tells whether `node_id` is a configured node that is `Up`.
     pub fn is_up(&self, node_id: &str) -> bool {
-        self.inner.shared.state_of(node_id) == Some(NodeState::Up)
+        self.state_of(node_id) == Some(NodeState::Up)
+    }
+
+    /// Returns the state of `node_id`, if it is a configured node.
+    pub fn state_of(&self, node_id: &str) -> Option<NodeState> {
+        self.inner.shared.state_of(node_id)
     }
 
     /// Returns a receiver that sees every change of [`Membership::states`].

@@ -196,11 +196,9 @@ impl Cluster {
     pub fn is_up(&self, position: usize) -> bool {
         position == self.me
             || self.membership.as_ref().is_some_and(|membership| {
-                let id = &self.node(position).id;
                 membership
-                    .states()
-                    .iter()
-                    .any(|(node, state)| node == id && *state != NodeState::Down)
+                    .state_of(&self.node(position).id)
+                    .is_some_and(|state| state != NodeState::Down)
             })
     }
 

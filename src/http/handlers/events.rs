@@ -34,11 +34,8 @@ pub async fn ingest_json(
         max_events: ingest.max_batch_events,
     };
     let size = body.as_array().map_or(1, Vec::len) as u64;
-    // The events as sent, kept when some may go to other nodes.
-    let sent = (!state.cluster.is_single() && !forwarded).then(|| match &body {
-        Value::Array(items) => items.clone(),
-        other => vec![other.clone()],
-    });
+    // The events that other nodes apply, kept as sent (by position in the body).
+    let sent = (!state.cluster.is_single() && !forwarded).then(|| elsewhere(state, &body));
     let events =
         validate_body(body, &rules).inspect_err(|_| state.metrics.events_rejected.inc_by(size))?;
     let count = events.len();
@@ -68,6 +65,26 @@ pub async fn ingest_json(
     Ok(count)
 }
 
+/// Copies the events of `body` that another node applies; `None` for this node's (and
+/// for events too malformed to place, which validation refuses).
+fn elsewhere(state: &AppState, body: &Value) -> Vec<Option<Value>> {
+    let items = match body {
+        Value::Array(items) => items.as_slice(),
+        other => std::slice::from_ref(other),
+    };
+    items
+        .iter()
+        .map(|item| {
+            let (Some(id_type), Some(id)) = (item["id_type"].as_str(), item["id"].as_str()) else {
+                return None;
+            };
+            let shard = identity_shard(id_type, id);
+            let local = matches!(state.cluster.route(shard, false), Route::Local);
+            (!local).then(|| item.clone())
+        })
+        .collect()
+}
+
 /// Where an event is applied: by the node that resolves its identity.
 fn place(state: &AppState, event: &Incoming, forwarded: bool) -> Route {
     let (id_type, id) = &event.identity;
@@ -76,14 +93,23 @@ fn place(state: &AppState, event: &Incoming, forwarded: bool) -> Route {
 
 /// Applies this node's events and forwards the others, each batch to the node that
 /// resolves its identities, all at once.
-async fn route(state: &AppState, events: Vec<Incoming>, sent: Vec<Value>) -> Result<(), ApiError> {
+async fn route(
+    state: &AppState,
+    events: Vec<Incoming>,
+    sent: Vec<Option<Value>>,
+) -> Result<(), ApiError> {
     let mut local = Vec::new();
     let mut remote: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
     for (event, raw) in events.into_iter().zip(sent) {
-        match place(state, &event, false) {
-            Route::Local => local.push(event),
-            Route::Forward(owner) => remote.entry(owner).or_default().push(raw),
-            Route::Unavailable(why) => return Err(ApiError::OwnerUnavailable(why)),
+        match (place(state, &event, false), raw) {
+            (Route::Local, _) => local.push(event),
+            (Route::Forward(owner), Some(raw)) => remote.entry(owner).or_default().push(raw),
+            (Route::Forward(_), None) => {
+                return Err(ApiError::OwnerUnavailable(
+                    "the event's node changed while the request ran (a handoff); retry".into(),
+                ))
+            }
+            (Route::Unavailable(why), _) => return Err(ApiError::OwnerUnavailable(why)),
         }
     }
     let forwards = remote.into_iter().map(|(owner, items)| async move {
