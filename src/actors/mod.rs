@@ -20,6 +20,7 @@ mod hub;
 mod identity;
 mod ingest;
 mod merge;
+mod merge_plan;
 mod merge_step;
 mod messages;
 mod peers;
