@@ -159,33 +159,13 @@ impl IdentityService {
         Ok(user)
     }
 
-    /// Returns the user every identity already belongs to, directly, if there is one.
-    async fn already_linked(&self, identities: &[Identity]) -> Result<Option<u64>, ActorError> {
-        let mut user = None;
+    /// Returns who owns each identity now (looked up once before a link decides).
+    async fn owners(&self, identities: &[Identity]) -> Result<Vec<Option<Owner>>, ActorError> {
+        let mut owners = Vec::with_capacity(identities.len());
         for identity in identities {
-            match self.owner(identity).await? {
-                Some(owner)
-                    if owner.indexed == owner.current
-                        && user.unwrap_or(owner.current) == owner.current =>
-                {
-                    user = Some(owner.current);
-                }
-                _ => return Ok(None),
-            }
+            owners.push(self.owner(identity).await?);
         }
-        Ok(user)
-    }
-
-    /// Returns the smallest user the identities belong to now, if another node owns it
-    /// (that node coordinates the merge).
-    async fn survivor_elsewhere(&self, identities: &[Identity]) -> Result<Option<u64>, ActorError> {
-        let mut smallest: Option<u64> = None;
-        for identity in identities {
-            if let Some(owner) = self.owner(identity).await? {
-                smallest = Some(smallest.map_or(owner.current, |s| s.min(owner.current)));
-            }
-        }
-        Ok(smallest.filter(|user| !self.peers.owns_user(*user)))
+        Ok(owners)
     }
 
     /// Says that `listed` (with `primary`, an event's own identity) are one person:
@@ -210,17 +190,17 @@ impl IdentityService {
                 identities.push(identity);
             }
         }
-        if blocked.is_empty() && !primary_blocked {
-            if let Some(user) = self.already_linked(&identities).await? {
+        if !primary_blocked {
+            let owners = self.owners(&identities).await?;
+            if let Some(user) = already_linked(&owners).filter(|_| blocked.is_empty()) {
                 return Ok(Linked {
                     user: Some(user),
                     merged: Vec::new(),
                     refused: Vec::new(),
                 });
             }
-        }
-        if !primary_blocked {
-            if let Some(survivor) = self.survivor_elsewhere(&identities).await? {
+            let smallest = owners.iter().flatten().map(|owner| owner.current).min();
+            if let Some(survivor) = smallest.filter(|user| !self.peers.owns_user(*user)) {
                 if delegated {
                     // The users moved while the call was passed on: the caller retries.
                     return Err(ActorError::Moved(survivor));
@@ -277,4 +257,21 @@ impl IdentityService {
         }
         Ok(linked)
     }
+}
+
+/// Returns the user every identity already belongs to, directly, if there is one.
+fn already_linked(owners: &[Option<Owner>]) -> Option<u64> {
+    let mut user = None;
+    for owner in owners {
+        match owner {
+            Some(owner)
+                if owner.indexed == owner.current
+                    && user.unwrap_or(owner.current) == owner.current =>
+            {
+                user = Some(owner.current);
+            }
+            _ => return None,
+        }
+    }
+    user
 }

@@ -55,7 +55,18 @@ pub fn elsewhere(
     req: &HttpRequest,
     shard: u16,
 ) -> Result<Option<usize>, ApiError> {
-    match state.cluster.route(shard, is_forwarded(req)) {
+    serving_node(state, shard, is_forwarded(req))
+}
+
+/// Returns the node that serves `shard` now when it is another one (`None`: this one);
+/// `503 owner_unavailable` when none may. Asked for a `forwarded` request, it never
+/// names another node.
+pub fn serving_node(
+    state: &AppState,
+    shard: u16,
+    forwarded: bool,
+) -> Result<Option<usize>, ApiError> {
+    match state.cluster.route(shard, forwarded) {
         Route::Local => Ok(None),
         Route::Forward(position) => Ok(Some(position)),
         Route::Unavailable(why) => Err(ApiError::OwnerUnavailable(why)),

@@ -12,10 +12,11 @@ use serde_json::{json, Value};
 
 use crate::actors::{Identity, Incoming, Parcel};
 use crate::cluster::forward::MSGPACK;
-use crate::cluster::{identity_shard, user_shard, Route};
+use crate::cluster::{identity_shard, user_shard};
 
 use super::super::body::{json_body, read_limited};
 use super::super::error::ApiError;
+use super::super::peers::serving_node;
 use super::super::state::AppState;
 use super::path_id;
 use super::replica::from_a_node;
@@ -68,9 +69,9 @@ async fn unpack<T: for<'de> Deserialize<'de>>(
 /// Refuses (`503`) a request about a shard this node does not serve now (another node
 /// does, or it is being handed over): its data here would be missing or stale.
 fn serving(state: &AppState, shard: u16) -> Result<(), ApiError> {
-    match state.cluster.route(shard, true) {
-        Route::Local => Ok(()),
-        Route::Forward(_) | Route::Unavailable(_) => Err(ApiError::OwnerUnavailable(format!(
+    match serving_node(state, shard, true)? {
+        None => Ok(()),
+        Some(_) => Err(ApiError::OwnerUnavailable(format!(
             "node {} does not serve shard {shard} now; retry shortly",
             state.cluster.node(state.cluster.me()).id
         ))),

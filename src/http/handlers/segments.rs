@@ -95,7 +95,8 @@ pub async fn create(
     Ok(HttpResponse::Created().json(segment_json(&state, &def)))
 }
 
-/// Adds the other nodes' member counts and statuses to segments described here.
+/// Adds the other nodes' member counts and statuses to segments described here, asking
+/// each for the same route (the list, or one segment).
 async fn with_cluster_counts(
     state: &AppState,
     req: &HttpRequest,
@@ -104,9 +105,10 @@ async fn with_cluster_counts(
     if state.cluster.is_single() || is_forwarded(req) {
         return Ok(segments);
     }
-    for part in gather(state, "/api/v1/segments").await? {
-        let Some(theirs) = part.get("segments").and_then(Value::as_array) else {
-            continue;
+    for part in gather(state, req.path()).await? {
+        let theirs = match part.get("segments").and_then(Value::as_array) {
+            Some(list) => list.as_slice(),
+            None => std::slice::from_ref(&part),
         };
         for segment in &mut segments {
             let Some(other) = theirs.iter().find(|s| s.get("id") == segment.get("id")) else {

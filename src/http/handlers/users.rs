@@ -8,11 +8,11 @@ use serde_json::json;
 use crate::actors::{ActorError, MergeLog, UserView};
 use crate::cluster::identity_shard;
 use crate::cluster::ring::user_shard;
-use crate::cluster::{Outgoing, Route};
+use crate::cluster::Outgoing;
 
 use super::super::dto::{merge_log_json, user_json};
 use super::super::error::ApiError;
-use super::super::peers::{elsewhere, proxy, relay};
+use super::super::peers::{elsewhere, proxy, relay, serving_node};
 use super::super::state::AppState;
 use super::{path_id, query};
 
@@ -32,16 +32,6 @@ async fn find_user(state: &AppState, user: u64) -> Result<Found, ApiError> {
             Ok(Found::Merged(state.identities.current(survivor).await?))
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Returns the node that serves `user`, when that is another one (asked on behalf of a
-/// client: this node may forward).
-fn serving_elsewhere(state: &AppState, user: u64) -> Result<Option<usize>, ApiError> {
-    match state.cluster.route(user_shard(user), false) {
-        Route::Local => Ok(None),
-        Route::Forward(owner) => Ok(Some(owner)),
-        Route::Unavailable(why) => Err(ApiError::OwnerUnavailable(why)),
     }
 }
 
@@ -86,7 +76,7 @@ pub async fn find(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     loop {
         // The index may name a user absorbed since, on any node: follow it to the end.
         user = state.identities.current(user).await?;
-        if let Some(owner) = serving_elsewhere(&state, user)? {
+        if let Some(owner) = serving_node(&state, user_shard(user), false)? {
             // A user another node serves (merged into one there, or since the cluster
             // grew): that node describes it.
             let path = format!("/api/v1/users/{user}");
