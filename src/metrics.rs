@@ -38,6 +38,12 @@ pub struct Metrics {
     pub journal_flush_duration: Histogram,
     /// Writes covered by one flush.
     pub journal_flush_batch_size: Histogram,
+    /// Users with journaled events no snapshot of theirs covers yet.
+    pub journal_dirty_users: IntGauge,
+    /// User snapshots written (whole records saved).
+    pub snapshots: IntCounter,
+    /// Stored user records that failed to decode (each rebuilt from the journal).
+    pub snapshot_decode_failures: IntCounter,
     /// HTTP latency by route pattern, method and status class.
     pub http_request_duration: HistogramVec,
     /// Users absorbed by identity merges.
@@ -194,6 +200,17 @@ impl Metrics {
                 "uss_journal_flush_batch_size",
                 "Commits covered by one flush",
                 vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0],
+            ),
+            journal_dirty_users: gauge(
+                r,
+                "uss_journal_dirty_users",
+                "Users with journaled events no snapshot covers yet",
+            ),
+            snapshots: counter(r, "uss_snapshots_total", "User snapshots written"),
+            snapshot_decode_failures: counter(
+                r,
+                "uss_snapshot_decode_failures_total",
+                "Stored user records that failed to decode (rebuilt from the journal)",
             ),
             http_request_duration,
             registry,

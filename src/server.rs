@@ -17,8 +17,9 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 
 use crate::actors::{
-    ActivityTotals, Alone, Catalog, Committer, Hub, IdentityParts, IdentityService, Ingestor,
-    Peers, Registry, SegmentService, StorageHealth, Timers, UserContext,
+    replay_journal, ActivityTotals, Alone, Catalog, Committer, DueSoon, Hub, IdentityParts,
+    IdentityService, Ingestor, Peers, Registry, SegmentService, Snapshots, StorageHealth, Timers,
+    UserContext,
 };
 use crate::clock::{Clock, ManualClock, Stopwatch, SystemClock, DEV_CLOCK_KEY};
 use crate::cluster::handoff::Ownership;
@@ -191,13 +192,14 @@ pub async fn run(
         hub.clone(),
         metrics.clone(),
         Arc::clone(&health),
-    );
+    )?;
     let (nodes, me) = node_list(&config);
     let handoff = Arc::new(Handoff::open(store.clone(), nodes, me)?);
     let ownership = Arc::clone(handoff.ownership());
     let (clock, dev_clock) = open_clock(&store, options.dev_clock)?;
     let catalog = Arc::new(Catalog::default());
     let totals = Arc::new(ActivityTotals::default());
+    let due_soon = Arc::new(DueSoon::default());
     let limits = config.rules.limits();
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -210,12 +212,13 @@ pub async fn run(
     let shared = Arc::new(UserContext {
         store: store.clone(),
         catalog: Arc::clone(&catalog),
-        committer,
+        committer: committer.clone(),
         clock: Arc::clone(&clock),
         metrics: metrics.clone(),
         totals: Arc::clone(&totals),
         retention_ms: limits.max_window_ms,
         identity: config.identity.clone(),
+        due_soon: Arc::clone(&due_soon),
     });
     let registry = Arc::new(Registry::new(
         config.actors.shards,
@@ -232,18 +235,26 @@ pub async fn run(
         limits,
     );
     segments.load()?;
+    let replayed = replay_journal(registry.context())?;
     let users = recover_totals(&store, &ownership, &totals, &metrics, clock.now())?;
     let timers = Arc::new(Timers::new(
         store.clone(),
         Arc::clone(&registry),
         metrics.clone(),
+        Arc::clone(&due_soon),
     ));
     let overdue = timers.fire_due(clock.now()).await?;
     info!(
         users,
+        replayed,
         segments = catalog.snapshot().len(),
         overdue,
         "state recovered"
+    );
+    let snapshots = actix_rt::spawn(
+        Snapshots::new(Arc::clone(&registry), committer.clone()).run(
+            std::time::Duration::from_millis(config.storage.snapshot_interval_ms),
+        ),
     );
     let passivation = {
         let registry = Arc::clone(&registry);
@@ -260,7 +271,12 @@ pub async fn run(
         })
     };
     let timer_loop = (!options.dev_clock).then(|| {
-        let timers = Timers::new(store.clone(), Arc::clone(&registry), metrics.clone());
+        let timers = Timers::new(
+            store.clone(),
+            Arc::clone(&registry),
+            metrics.clone(),
+            Arc::clone(&due_soon),
+        );
         actix_rt::spawn(timers.run(Arc::clone(&clock)))
     });
 
@@ -388,6 +404,11 @@ pub async fn run(
         task.abort();
     }
     passivation.abort();
+    snapshots.abort();
+    // Not needed for safety (the journal holds it all), but the next start replays less.
+    if let Err(e) = state.registry.save_dirty().await {
+        warn!(error = %e, "some users were not saved at shutdown; the next start replays them");
+    }
     cluster.shutdown().await;
     store.flush().await.context("final flush failed")?;
     for arbiter in &arbiters {

@@ -1,7 +1,8 @@
 //! Crash safety: the real binary is killed with SIGKILL at random moments under
 //! concurrent ingestion; after each restart the unacknowledged batches are sent again
 //! (same `event_id`s), and in the end every event is counted exactly once. The same
-//! kills during a tree of identity merges leave each merge whole or undone.
+//! kills during a tree of identity merges leave each merge whole or undone. A node
+//! killed before any snapshot comes back whole from its journal.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -26,6 +27,10 @@ fn free_port() -> u16 {
 }
 
 async fn start(dir: &std::path::Path) -> Node {
+    start_with(dir, &[]).await
+}
+
+async fn start_with(dir: &std::path::Path, flags: &[&str]) -> Node {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_uss"))
         .args([
@@ -35,6 +40,7 @@ async fn start(dir: &std::path::Path) -> Node {
             "--data-dir",
         ])
         .arg(dir)
+        .args(flags)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -235,6 +241,123 @@ async fn killed_nodes_leave_each_merge_whole_or_undone() {
         }
     }
     assert_eq!(users.len(), 1, "all merged into one user");
+    let mut child = node.child;
+    child.kill().expect("stop");
+    let _ = child.wait();
+}
+
+async fn post(base: &str, path: &str, body: serde_json::Value) -> crate::common::client::Answer {
+    call("POST", &format!("{base}{path}"), Some(&body.to_string())).await
+}
+
+async fn user(base: &str, cookie: &str) -> serde_json::Value {
+    let url = format!("{base}/api/v1/users?clientRefId={cookie}");
+    call("GET", &url, None).await.body
+}
+
+#[actix_rt::test]
+async fn a_node_killed_before_any_snapshot_replays_its_journal() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data = temp.path().join("data");
+    let config = temp.path().join("uss.toml");
+    // No background snapshot in this test's lifetime: the events live only in the journal.
+    std::fs::write(&config, "[storage]\nsnapshot_interval_ms = 3600000\n").expect("config");
+    let flags = [
+        "--dev-clock",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+    ];
+    let node = start_with(&data, &flags).await;
+    let base = node.base.clone();
+    assert_eq!(
+        post(
+            &base,
+            "/api/v1/admin/clock",
+            json!({"now": "2026-11-01T00:00:00Z"})
+        )
+        .await
+        .status,
+        200
+    );
+    let week = json!({"name": "weekly", "rule": "count(page_viewed, 7d) >= 2"});
+    let week = post(&base, "/api/v1/segments", week).await.body["id"]
+        .as_u64()
+        .expect("id");
+    let day = json!({"name": "daily", "rule": "count(clicked, 1d) >= 1"});
+    let day = post(&base, "/api/v1/segments", day).await.body["id"]
+        .as_u64()
+        .expect("id");
+    let view = |cookie: &str, id: &str| {
+        json!({"id": cookie, "id_type": "cookie", "event_id": id,
+        "payload": {"activity_type": "page_viewed"}})
+    };
+    let click = json!({"id": "j2", "id_type": "cookie", "payload": {"activity_type": "clicked"}});
+    let events = json!([
+        view("j1", "a"),
+        view("j1", "b"),
+        view("j1", "b"),
+        view("j2", "c"),
+        click
+    ]);
+    assert_eq!(post(&base, "/api/v1/events", events).await.status, 202);
+    assert_eq!(user(&base, "j2").await["segments"], json!([day]));
+
+    // A day later the click is out of its window: the flip comes from a timer that no
+    // snapshot has written yet.
+    assert_eq!(
+        post(
+            &base,
+            "/api/v1/admin/clock",
+            json!({"now": "2026-11-02T01:00:00Z"})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(user(&base, "j2").await["segments"], json!([]));
+
+    let mut killed = node.child;
+    killed.kill().expect("kill -9");
+    let _ = killed.wait();
+    let node = start_with(&data, &flags).await;
+    let base = node.base.clone();
+    let j1 = user(&base, "j1").await;
+    assert_eq!(j1["activities"]["page_viewed"]["count"], 2, "{j1}");
+    assert_eq!(j1["segments"], json!([week]));
+    let members = call(
+        "GET",
+        &format!("{base}/api/v1/segments/{week}/members"),
+        None,
+    )
+    .await;
+    assert_eq!(members.body["members"], json!([j1["user_id"]]));
+    assert_eq!(
+        user(&base, "j2").await["activities"]["page_viewed"]["count"],
+        1
+    );
+    // The replay kept the event id window: a repeat is not counted again.
+    assert_eq!(
+        post(&base, "/api/v1/events", json!([view("j1", "a")]))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        user(&base, "j1").await["activities"]["page_viewed"]["count"],
+        2
+    );
+    // And the replayed user's timer fires: a week on, j1 leaves the weekly segment.
+    assert_eq!(
+        post(
+            &base,
+            "/api/v1/admin/clock",
+            json!({"now": "2026-11-09T00:00:00Z"})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(user(&base, "j1").await["segments"], json!([]));
     let mut child = node.child;
     child.kill().expect("stop");
     let _ = child.wait();

@@ -8,8 +8,10 @@ use crate::storage::{Absorbed, StorageError, Store, UserWrite};
 
 use super::committer::{nothing_to_do, Receipt};
 use super::hub::Notification;
+use super::journal::JournalStep;
 use super::merge::{within_limits, MergeEntry, MergeLog, Refusal, RefusedLink};
 use super::record::{Identity, UserRecord};
+use super::step::{saved_whole, Saved};
 use super::user::UserContext;
 use super::view::{activity_summaries, ActivitySummary};
 use super::ActorError;
@@ -89,11 +91,13 @@ fn combined(
     all
 }
 
-/// Runs `plan` on the survivor `id` whose record is `record`.
+/// Runs `plan` on the survivor `id` whose record is `record` (of which storage holds
+/// `saved`); a merge saves the survivor whole.
 pub fn merge_step(
     shared: &UserContext,
     id: u64,
     record: &mut UserRecord,
+    saved: &mut Saved,
     plan: MergePlan,
 ) -> Result<MergeOutcome, ActorError> {
     let now = shared.clock.now();
@@ -163,7 +167,7 @@ pub fn merge_step(
     if accepted.is_empty() && claimed.is_empty() {
         let receipt = if log_changed {
             let writes = Store::merge_log_write(id, &log).map_err(storage)?;
-            shared.committer.submit(writes, Vec::new())
+            shared.committer.submit(writes, None, Vec::new())
         } else {
             nothing_to_do()
         };
@@ -228,8 +232,14 @@ pub fn merge_step(
     });
     // After the absorbed users' own histories, so that a chain reads in order.
     log.merges.extend(entries);
-    let write = UserWrite::between(old_due, record.next_due, &before_segments, &record.segments);
+    let write = UserWrite::between(
+        saved.due,
+        record.next_due,
+        &before_segments,
+        &record.segments,
+    );
     let writes = Store::merge_write(id, record, &write, &removed, &log).map_err(storage)?;
+    saved_whole(shared, id, record, saved);
 
     let timers_before =
         i64::from(old_due.is_some()) + removed.iter().filter(|r| r.due.is_some()).count() as i64;
@@ -254,6 +264,8 @@ pub fn merge_step(
         merged,
         refused,
         conflicts,
-        receipt: shared.committer.submit(writes, notifications),
+        receipt: shared
+            .committer
+            .submit(writes, Some(JournalStep::Saved(id)), notifications),
     })
 }

@@ -42,12 +42,23 @@ pub struct GetView {
     pub reply: Reply<UserView>,
 }
 
-/// Leave memory: the record is already saved; `done` turns true once the actor stopped.
+/// Leave memory; `done` turns true once the actor stopped and its writes are readable.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Passivate {
     /// Told when the actor has stopped.
     pub done: watch::Sender<bool>,
+    /// Save what storage lacks of the user first (false when it is dropped because a
+    /// write failed: storage then holds exactly what was acknowledged).
+    pub save: bool,
+}
+
+/// Save the whole record (a snapshot), so the journal parts before it can go.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Save {
+    /// Answers with a receipt for the snapshot.
+    pub reply: Reply<Receipt>,
 }
 
 /// Absorb users and link identities (this user is the survivor).

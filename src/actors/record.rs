@@ -42,6 +42,9 @@ pub struct UserRecord {
     /// Fingerprints of the latest `event_id`s applied (the idempotency window).
     #[serde(default)]
     pub event_ids: EventIds,
+    /// Journaled steps applied so far: replay skips the journal parts at or below it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// A change to a user that comes with no event.

@@ -17,9 +17,11 @@ use crate::cluster::handoff::Ownership;
 use crate::sync::locked;
 
 use super::committer::{nothing_to_do, Receipt};
-use super::messages::{GetView, Passivate, Reply, Update};
+use super::messages::{GetView, Passivate, Reply, Save, Update};
 use super::record::{UserOp, UserRecord};
-use super::user::{step, UserActor, UserContext};
+use super::replay::load_user;
+use super::step::{step, Persist, Saved};
+use super::user::{UserActor, UserContext};
 use super::view::UserView;
 use super::ActorError;
 
@@ -100,6 +102,11 @@ impl Registry {
         }
     }
 
+    /// What every user actor shares.
+    pub fn context(&self) -> &UserContext {
+        &self.shared
+    }
+
     /// Refuses a user whose cluster shard this node does not serve now.
     fn served(&self, user: u64) -> Result<(), ActorError> {
         if self.ownership.serves_user(user) {
@@ -116,15 +123,17 @@ impl Registry {
         (mix(user) % self.shards.len() as u64) as usize
     }
 
-    /// Loads a user's record; a user with none may have been absorbed by a merge.
-    fn load(&self, user: u64) -> Result<Result<Option<UserRecord>, u64>, ActorError> {
-        let store = &self.shared.store;
-        let storage = |e: crate::storage::StorageError| ActorError::Storage(e.to_string());
-        match store.load_user(user).map_err(storage)? {
-            Some(record) => Ok(Ok(Some(record))),
-            None => Ok(store
+    /// Loads a user (replaying its journal parts if it left memory with some unsaved);
+    /// a user with no record may have been absorbed by a merge.
+    #[allow(clippy::type_complexity)]
+    fn load(&self, user: u64) -> Result<Result<Option<(UserRecord, Saved)>, u64>, ActorError> {
+        match load_user(&self.shared, user)? {
+            Some(loaded) => Ok(Ok(Some(loaded))),
+            None => Ok(self
+                .shared
+                .store
                 .merged_into(user)
-                .map_err(storage)?
+                .map_err(|e| ActorError::Storage(e.to_string()))?
                 .map_or(Ok(None), Err)),
         }
     }
@@ -132,7 +141,10 @@ impl Registry {
     fn start(&self, user: u64, shard: usize) -> Result<Addr<UserActor>, ActorError> {
         let shared = Arc::clone(&self.shared);
         let actor = match self.load(user)? {
-            Ok(record) => UserActor::new(user, record.unwrap_or_default(), shared),
+            Ok(loaded) => {
+                let (record, saved) = loaded.unwrap_or_default();
+                UserActor::new(user, record, saved, shared)
+            }
             Err(survivor) => UserActor::absorbed(user, survivor, shared),
         };
         let capacity = self.mailbox_capacity;
@@ -225,7 +237,7 @@ impl Registry {
                 })
                 .collect();
             for user in idle_users {
-                asked += usize::from(leave(&mut actors, user));
+                asked += usize::from(leave(&mut actors, user, true));
             }
             remaining.extend(actors.iter().filter_map(|(user, slot)| match slot {
                 Slot::Active { last_used, .. } => Some((*last_used, *user)),
@@ -236,7 +248,8 @@ impl Registry {
             remaining.sort_unstable();
             let excess = remaining.len() - max_resident;
             for (_, user) in remaining.into_iter().take(excess) {
-                asked += usize::from(leave(&mut locked(&self.shards[self.shard_of(user)]), user));
+                let shard = &self.shards[self.shard_of(user)];
+                asked += usize::from(leave(&mut locked(shard), user, true));
             }
         }
         asked
@@ -247,13 +260,13 @@ impl Registry {
     /// Hands writes about a user held out of memory to the committer; the receipt
     /// resolves once they are durable.
     pub fn submit(&self, writes: crate::storage::WriteSet) -> Receipt {
-        self.shared.committer.submit(writes, Vec::new())
+        self.shared.committer.submit(writes, None, Vec::new())
     }
 
     /// Drops a user's in-memory state after its writes failed, so that its next message
     /// loads what storage holds (the last state that was written).
     pub fn evict(&self, user: u64) {
-        leave(&mut locked(&self.shards[self.shard_of(user)]), user);
+        leave(&mut locked(&self.shards[self.shard_of(user)]), user, false);
     }
 }
 
@@ -262,13 +275,14 @@ fn finished(done: &watch::Receiver<bool>) -> bool {
     *done.borrow() || done.has_changed().is_err()
 }
 
-/// Asks one active user to passivate; false when its mailbox is full (it stays).
-fn leave(actors: &mut HashMap<u64, Slot>, user: u64) -> bool {
+/// Asks one active user to passivate, saving it first when `save` is set; false when its
+/// mailbox is full (it stays).
+fn leave(actors: &mut HashMap<u64, Slot>, user: u64, save: bool) -> bool {
     let Some(Slot::Active { addr, .. }) = actors.get(&user) else {
         return false;
     };
     let (done, stopped) = watch::channel(false);
-    if addr.try_send(Passivate { done }).is_err() {
+    if addr.try_send(Passivate { done, save }).is_err() {
         return false;
     }
     let actor = Some(addr.clone());
@@ -318,12 +332,59 @@ impl Registry {
                 continue;
             };
             let (done, mut stopped) = watch::channel(false);
-            if addr.send(Passivate { done }).await.is_ok() {
+            let save = true;
+            if addr.send(Passivate { done, save }).await.is_ok() {
                 let _stopped = stopped.wait_for(|done| *done).await;
+            }
+            if self.shared.committer.journal().is_dirty(user) {
+                return Err(ActorError::Storage(format!(
+                    "user {user} could not be saved before it was held; retry shortly"
+                )));
             }
             return Ok(hold);
         }
     }
+}
+
+impl Registry {
+    /// Saves every user with journaled events whole.
+    pub async fn save_dirty(&self) -> Result<(), ActorError> {
+        let journal = self.shared.committer.journal();
+        self.save_each(journal.dirty_before(u64::MAX)).await
+    }
+
+    /// Saves each user whole (starting those not in memory, from storage and the
+    /// journal), at most 256 at once, and waits until the snapshots are durable.
+    pub async fn save_each(&self, users: impl IntoIterator<Item = u64>) -> Result<(), ActorError> {
+        for_each_user(users, |user| async move {
+            match self.ask(user, |reply| Save { reply }).await {
+                Err(ActorError::NotServed(_)) => Ok(nothing_to_do()),
+                receipt => receipt,
+            }
+        })
+        .await
+    }
+}
+
+/// Runs `start` for each user, at most 256 at once, and waits for every receipt; the first
+/// error wins.
+async fn for_each_user<F, Fut>(
+    users: impl IntoIterator<Item = u64>,
+    start: F,
+) -> Result<(), ActorError>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Receipt, ActorError>>,
+{
+    let results: Vec<Result<(), ActorError>> = stream::iter(users)
+        .map(|user| {
+            let started = start(user);
+            async move { started.await?.await.map_err(|_| ActorError::ShuttingDown)? }
+        })
+        .buffer_unordered(FAN_OUT)
+        .collect()
+        .await;
+    results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
 }
 
 /// Users updated at once by `update_each`.
@@ -359,14 +420,20 @@ impl Registry {
                     }
                     _ => {
                         actors.remove(&user);
-                        let Ok(Some(mut record)) = self.load(user)? else {
+                        let Ok(Some((mut record, mut saved))) = self.load(user)? else {
                             return Ok(nothing_to_do());
                         };
                         let segments = self.shared.catalog.snapshot();
-                        let wrote =
-                            step(&self.shared, user, &mut record, false, |record, shared| {
+                        let wrote = step(
+                            &self.shared,
+                            user,
+                            &mut record,
+                            &mut saved,
+                            Persist::Snapshot,
+                            |record, shared| {
                                 op.run(record, &segments, shared.clock.now(), shared.retention_ms)
-                            })?;
+                            },
+                        )?;
                         let Some(receipt) = wrote else {
                             return Ok(nothing_to_do());
                         };
@@ -397,7 +464,7 @@ impl Registry {
             ) {
                 let now = self.shared.clock.now();
                 return match self.load(user)? {
-                    Ok(stored) => Ok(stored.map(|record| UserView::of(user, &record, now))),
+                    Ok(stored) => Ok(stored.map(|(record, _)| UserView::of(user, &record, now))),
                     Err(survivor) => Err(ActorError::Moved(survivor)),
                 };
             }
@@ -412,15 +479,7 @@ impl Registry {
         users: impl IntoIterator<Item = u64>,
         op: UserOp,
     ) -> Result<(), ActorError> {
-        let results: Vec<Result<(), ActorError>> = stream::iter(users)
-            .map(|user| async move {
-                let receipt = self.update(user, op).await?;
-                receipt.await.map_err(|_| ActorError::ShuttingDown)?
-            })
-            .buffer_unordered(FAN_OUT)
-            .collect()
-            .await;
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+        for_each_user(users, |user| self.update(user, op)).await
     }
 }
 
@@ -438,7 +497,8 @@ mod tests {
     fn registry(store: Store) -> Registry {
         let metrics = Metrics::new();
         let health = Arc::new(StorageHealth::default());
-        let committer = Committer::start(store.clone(), Hub::new(16), metrics.clone(), health);
+        let committer =
+            Committer::start(store.clone(), Hub::new(16), metrics.clone(), health).unwrap();
         let shared = Arc::new(UserContext {
             store,
             catalog: Arc::new(Catalog::default()),
@@ -448,6 +508,7 @@ mod tests {
             totals: Arc::new(ActivityTotals::default()),
             retention_ms: 0,
             identity: crate::config::IdentitySection::default(),
+            due_soon: Default::default(),
         });
         let ring = crate::cluster::Ring::new(&["n1"]);
         let ownership = Arc::new(crate::cluster::handoff::Ownership::new(

@@ -282,11 +282,13 @@ impl SegmentService {
         });
     }
 
-    /// Evaluates segment `id` over every stored user, then marks it ready.
+    /// Evaluates segment `id` over every stored user, then marks it ready. Users with
+    /// journaled events are saved first, so that every user has a record to list.
     async fn backfill(&self, id: u64) -> Result<usize, SegmentError> {
         let Some(rule_text) = self.catalog.snapshot().get(&id).map(|s| s.def.rule.clone()) else {
             return Ok(0);
         };
+        self.registry.save_dirty().await?;
         let users: Vec<u64> = self
             .store
             .user_ids()

@@ -14,12 +14,16 @@ use crate::rules::Limits;
 pub struct StorageSection {
     /// Memory sled may use to cache pages.
     pub cache_capacity_bytes: u64,
+    /// How often users with journaled events are saved whole (snapshots), after which
+    /// the journal entries behind them are dropped.
+    pub snapshot_interval_ms: u64,
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
             cache_capacity_bytes: 256 * 1024 * 1024,
+            snapshot_interval_ms: 1000,
         }
     }
 }

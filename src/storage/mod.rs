@@ -10,6 +10,7 @@
 
 mod codec;
 mod identities;
+mod journal;
 mod keys;
 mod shards;
 mod store;
@@ -17,6 +18,7 @@ mod transfers;
 mod write_set;
 
 pub use identities::Absorbed;
+pub use journal::journal_part;
 pub use shards::{key_owner, ExportStep, KeyOwner, Pairs};
 pub use store::{Store, UserWrite};
 pub use write_set::WriteSet;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::domain::Timestamp;
 
 use super::codec::{decode, encode};
-use super::keys::{self, MEMBER, SEGMENT, TIMER, USER};
+use super::keys::{self, JOURNAL, MEMBER, SEGMENT, TIMER, USER};
 use super::write_set::WriteSet;
 use super::StorageError;
 
@@ -63,6 +63,12 @@ pub(super) fn user_ops<T: Serialize>(
     write: &UserWrite,
 ) -> Result<(), StorageError> {
     set.insert(&keys::with_id(USER, user), encode(record)?);
+    index_ops(set, user, write);
+    Ok(())
+}
+
+/// Adds a user's timer move and membership changes to `set`.
+fn index_ops(set: &mut WriteSet, user: u64, write: &UserWrite) {
     if write.old_due != write.new_due {
         if let Some(old) = write.old_due {
             set.remove(&keys::timer(old, user));
@@ -77,7 +83,6 @@ pub(super) fn user_ops<T: Serialize>(
     for segment in &write.left {
         set.remove(&keys::pair(MEMBER, *segment, user));
     }
-    Ok(())
 }
 
 impl Store {
@@ -112,9 +117,16 @@ impl Store {
             .map(|key| key_suffix(&key?, 1))
     }
 
-    /// Returns whether no user exists.
+    /// Returns whether no user exists: no record, and no journal entry (a new user's
+    /// first events may be only there until its first snapshot).
     pub fn has_no_users(&self) -> Result<bool, StorageError> {
-        Ok(self.tree.scan_prefix([USER]).next().transpose()?.is_none())
+        Ok(self.tree.scan_prefix([USER]).next().transpose()?.is_none()
+            && self
+                .tree
+                .scan_prefix([JOURNAL])
+                .next()
+                .transpose()?
+                .is_none())
     }
 
     /// Returns the writes that save a user record with its timer and membership changes.
@@ -126,6 +138,18 @@ impl Store {
         let mut set = WriteSet::default();
         user_ops(&mut set, user, record, write)?;
         Ok(set)
+    }
+
+    /// Returns the writes that move a user's timer and membership, without its record.
+    pub fn index_write(user: u64, write: &UserWrite) -> WriteSet {
+        let mut set = WriteSet::default();
+        index_ops(&mut set, user, write);
+        set
+    }
+
+    /// Returns whether `user` is stored as a member of `segment`.
+    pub fn is_member(&self, segment: u64, user: u64) -> Result<bool, StorageError> {
+        Ok(self.tree.contains_key(keys::pair(MEMBER, segment, user))?)
     }
 
     /// Applies write sets, in order, as one atomic batch.
@@ -152,6 +176,18 @@ impl Store {
                 Ok((keys::time_of(key_suffix(&key, 1)?), key_suffix(&key, 9)?))
             })
             .collect()
+    }
+
+    /// Returns the dues of `user`'s timer keys (scans every timer: for repairs only).
+    pub fn timer_dues_of(&self, user: u64) -> Result<Vec<Timestamp>, StorageError> {
+        let mut dues = Vec::new();
+        for key in self.tree.scan_prefix([TIMER]).keys() {
+            let key = key?;
+            if key_suffix(&key, 9)? == user {
+                dues.push(keys::time_of(key_suffix(&key, 1)?));
+            }
+        }
+        Ok(dues)
     }
 
     /// Returns the earliest pending timer.

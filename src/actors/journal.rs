@@ -1,0 +1,218 @@
+//! The journal's bookkeeping, kept by the committer: the next entry's sequence number,
+//! the oldest entry still needed, and which users have journal parts no snapshot of theirs
+//! covers yet ("dirty"), with the first entry that holds one. An entry is removed once no
+//! dirty user needs it, in the same batch as the snapshot that made it redundant.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Timestamp;
+use crate::storage::WriteSet;
+use crate::sync::locked;
+
+use super::record::Incoming;
+
+/// One user's step in a journal entry: the events it applied at `now`, after which its
+/// record had `version`.
+#[derive(Debug, Serialize)]
+pub struct JournalPart<'a> {
+    /// The user.
+    pub user: u64,
+    /// The record's version after this step.
+    pub version: u64,
+    /// The node's time when the events were applied.
+    pub now: Timestamp,
+    /// The events, in order.
+    pub events: &'a [Incoming],
+}
+
+/// A journal part read back at start-up or when a dirty user is loaded.
+#[derive(Debug, Deserialize)]
+pub struct ReplayedPart {
+    /// The user.
+    pub user: u64,
+    /// The record's version after this step.
+    pub version: u64,
+    /// The node's time when the events were applied.
+    pub now: Timestamp,
+    /// The events, in order.
+    pub events: Vec<Incoming>,
+}
+
+/// What a commit says about the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JournalStep {
+    /// The commit adds a part for `user` (already encoded).
+    Part { user: u64, bytes: Vec<u8> },
+    /// The commit saves `user`'s whole record: it covers every earlier part of the user.
+    Saved(u64),
+}
+
+#[derive(Debug, Default)]
+struct Books {
+    next_seq: u64,
+    /// Entries below it are removed.
+    floor: u64,
+    /// Users with parts not covered by a snapshot, and the first entry holding one.
+    dirty: HashMap<u64, u64>,
+}
+
+/// What recording a group changed, to take back if its batch fails.
+#[derive(Debug)]
+pub struct Recorded {
+    floor: u64,
+    cleared: Vec<(u64, u64)>,
+}
+
+/// The journal's bookkeeping.
+#[derive(Debug, Default)]
+pub struct Journal {
+    books: Mutex<Books>,
+}
+
+impl Journal {
+    /// Starts numbering entries at `next_seq` (after the ones already stored).
+    pub fn starting_at(next_seq: u64) -> Journal {
+        Journal {
+            books: Mutex::new(Books {
+                next_seq,
+                floor: next_seq,
+                dirty: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Records a group's steps, in submission order, and adds to `set` the entry that
+    /// holds its parts and the removal of entries no dirty user needs any more. Returns
+    /// what `undo` needs if the group's batch fails.
+    pub fn record<'a>(
+        &self,
+        steps: impl Iterator<Item = &'a JournalStep>,
+        set: &mut WriteSet,
+    ) -> Recorded {
+        let mut books = locked(&self.books);
+        let seq = books.next_seq;
+        let mut recorded = Recorded {
+            floor: books.floor,
+            cleared: Vec::new(),
+        };
+        let mut parts: Vec<&[u8]> = Vec::new();
+        for step in steps {
+            match step {
+                JournalStep::Part { user, bytes } => {
+                    books.dirty.entry(*user).or_insert(seq);
+                    parts.push(bytes);
+                }
+                JournalStep::Saved(user) => {
+                    if let Some(first) = books.dirty.remove(user) {
+                        recorded.cleared.push((*user, first));
+                    }
+                }
+            }
+        }
+        if !parts.is_empty() {
+            set.append_journal(seq, parts.into_iter());
+            books.next_seq += 1;
+        }
+        let needed = books
+            .dirty
+            .values()
+            .min()
+            .copied()
+            .unwrap_or(books.next_seq);
+        if needed > books.floor {
+            set.truncate_journal(books.floor, needed);
+            books.floor = needed;
+        }
+        recorded
+    }
+
+    /// Takes back what a group whose batch failed did to the books: its saved users are
+    /// dirty again and no entry counts as removed. (Its own parts stay counted: at
+    /// worst an entry is kept longer.)
+    pub fn undo(&self, recorded: Recorded) {
+        let mut books = locked(&self.books);
+        books.floor = books.floor.min(recorded.floor);
+        for (user, first) in recorded.cleared {
+            let entry = books.dirty.entry(user).or_insert(first);
+            *entry = (*entry).min(first);
+        }
+    }
+
+    /// Returns whether `user` has parts no snapshot covers.
+    pub fn is_dirty(&self, user: u64) -> bool {
+        locked(&self.books).dirty.contains_key(&user)
+    }
+
+    /// Returns how many users are dirty.
+    pub fn dirty_count(&self) -> usize {
+        locked(&self.books).dirty.len()
+    }
+
+    /// Returns the sequence number the next entry will get.
+    pub fn next_seq(&self) -> u64 {
+        locked(&self.books).next_seq
+    }
+
+    /// Returns the dirty users whose first uncovered part is in an entry before `seq`.
+    pub fn dirty_before(&self, seq: u64) -> Vec<u64> {
+        locked(&self.books)
+            .dirty
+            .iter()
+            .filter(|(_, first)| **first < seq)
+            .map(|(user, _)| *user)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(user: u64) -> JournalStep {
+        JournalStep::Part {
+            user,
+            bytes: crate::storage::journal_part(&user).unwrap(),
+        }
+    }
+
+    #[test]
+    fn entries_are_dropped_once_every_user_in_them_is_saved() {
+        let journal = Journal::starting_at(3);
+        let mut first = WriteSet::default();
+        let _ = journal.record([part(1), part(2)].iter(), &mut first);
+        assert!(!first.is_empty());
+        assert_eq!(journal.next_seq(), 4);
+        let mut second = WriteSet::default();
+        let _ = journal.record([part(1), JournalStep::Saved(2)].iter(), &mut second);
+        assert!(journal.is_dirty(1) && !journal.is_dirty(2));
+        assert_eq!(journal.dirty_before(4), vec![1]);
+        assert_eq!(journal.dirty_before(3), Vec::<u64>::new());
+
+        // Saving user 1 covers both entries: both go, in the same batch.
+        let mut third = WriteSet::default();
+        let recorded = journal.record([JournalStep::Saved(1)].iter(), &mut third);
+        let mut expected = WriteSet::default();
+        expected.truncate_journal(3, 5);
+        assert_eq!(third, expected);
+        assert_eq!(journal.dirty_count(), 0);
+
+        // Had that batch failed, user 1 would still need both entries.
+        journal.undo(recorded);
+        assert!(journal.is_dirty(1));
+        let mut again = WriteSet::default();
+        let _ = journal.record([JournalStep::Saved(1)].iter(), &mut again);
+        assert_eq!(again, expected);
+    }
+
+    #[test]
+    fn a_part_after_a_save_in_the_same_group_keeps_the_user_dirty() {
+        let journal = Journal::starting_at(0);
+        let mut set = WriteSet::default();
+        let _ = journal.record([JournalStep::Saved(1), part(1)].iter(), &mut set);
+        assert!(journal.is_dirty(1));
+        assert_eq!(journal.dirty_before(1), vec![1]);
+    }
+}

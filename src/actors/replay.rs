@@ -1,0 +1,185 @@
+//! Loading users back from storage: the snapshot (the record saved whole), then the
+//! journal parts it does not cover. At start-up every part is replayed and every user it
+//! touched saved whole, so the journal starts empty; while the node runs, a user is
+//! replayed only if it left memory with parts unsaved (a failed write). A snapshot that
+//! fails to decode is counted, logged and rebuilt from the journal, never dropped
+//! silently.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+use tracing::{error, info};
+
+use crate::storage::{StorageError, Store, UserWrite, WriteSet};
+
+use super::catalog::Segments;
+use super::journal::ReplayedPart;
+use super::record::UserRecord;
+use super::step::Saved;
+use super::user::UserContext;
+use super::ActorError;
+
+/// Users saved per batch at start-up.
+const SAVE_CHUNK: usize = 4096;
+
+fn storage(e: StorageError) -> ActorError {
+    ActorError::Storage(e.to_string())
+}
+
+/// A user being rebuilt: its record and the timer its snapshot has in storage.
+struct Rebuilt {
+    record: UserRecord,
+    stored_due: Option<crate::domain::Timestamp>,
+    applied: u32,
+}
+
+/// Loads a user's snapshot to rebuild on; `None` for a user absorbed by a merge (its
+/// parts were merged into the survivor) and for an unknown one when `create` is false.
+fn snapshot(shared: &UserContext, user: u64, create: bool) -> Result<Option<Rebuilt>, ActorError> {
+    let store = &shared.store;
+    let stored = match store.load_user::<UserRecord>(user) {
+        Ok(stored) => stored,
+        Err(StorageError::Decode(reason)) => {
+            shared.metrics.snapshot_decode_failures.inc();
+            error!(user_id = user, %reason, "user snapshot does not decode; rebuilding it from the journal");
+            let stored_due = store.timer_dues_of(user).map_err(storage)?.first().copied();
+            return Ok(Some(Rebuilt {
+                record: UserRecord::default(),
+                stored_due,
+                applied: 0,
+            }));
+        }
+        Err(e) => return Err(storage(e)),
+    };
+    Ok(match stored {
+        Some(record) => Some(Rebuilt {
+            stored_due: record.next_due,
+            record,
+            applied: 0,
+        }),
+        None if create && store.merged_into(user).map_err(storage)?.is_none() => Some(Rebuilt {
+            record: UserRecord::default(),
+            stored_due: None,
+            applied: 0,
+        }),
+        None => None,
+    })
+}
+
+fn apply(rebuilt: &mut Rebuilt, part: &ReplayedPart, segments: &Segments, retention_ms: i64) {
+    if part.version <= rebuilt.record.version {
+        return;
+    }
+    let _pushed_before = rebuilt
+        .record
+        .apply(&part.events, segments, part.now, retention_ms);
+    rebuilt.record.version = part.version;
+    rebuilt.applied += 1;
+}
+
+/// Loads a user, replaying its journal parts when the journal counts it dirty. `None`
+/// when it has no record; a user absorbed by a merge also has none.
+pub fn load_user(
+    shared: &UserContext,
+    user: u64,
+) -> Result<Option<(UserRecord, Saved)>, ActorError> {
+    let dirty = shared.committer.journal().is_dirty(user);
+    let Some(mut rebuilt) = snapshot(shared, user, dirty)? else {
+        return Ok(None);
+    };
+    if dirty {
+        let segments = shared.catalog.snapshot();
+        for entry in shared.store.journal::<ReplayedPart>() {
+            let (_, parts) = entry.map_err(storage)?;
+            for part in parts.iter().filter(|part| part.user == user) {
+                apply(&mut rebuilt, part, &segments, shared.retention_ms);
+            }
+        }
+        info!(
+            user_id = user,
+            parts = rebuilt.applied,
+            "user replayed from the journal"
+        );
+    }
+    let mut saved = Saved {
+        due: rebuilt.stored_due,
+        // Saved whole on its next snapshot even when no part was found: the journal
+        // counts it dirty until then.
+        unsaved_steps: u32::from(dirty).max(rebuilt.applied),
+        due_soon: false,
+    };
+    if let Some(due) = rebuilt.record.next_due {
+        if saved.due.is_none_or(|stored| due < stored) {
+            shared.due_soon.remember(user, due);
+            saved.due_soon = true;
+        }
+    }
+    Ok(Some((rebuilt.record, saved)))
+}
+
+/// Start-up: replays every journal part on its user's snapshot, saves each user touched
+/// whole (record, timer, the membership storage lacks), then empties the journal.
+/// Returns how many users were replayed.
+pub fn replay_journal(shared: &UserContext) -> Result<usize, ActorError> {
+    let store = &shared.store;
+    let segments = shared.catalog.snapshot();
+    let mut users: HashMap<u64, Option<Rebuilt>> = HashMap::new();
+    let mut parts_read = 0usize;
+    for entry in store.journal::<ReplayedPart>() {
+        let (_, parts) = entry.map_err(storage)?;
+        for part in parts {
+            parts_read += 1;
+            let rebuilt = match users.entry(part.user) {
+                Entry::Occupied(slot) => slot.into_mut(),
+                Entry::Vacant(slot) => slot.insert(snapshot(shared, part.user, true)?),
+            };
+            if let Some(rebuilt) = rebuilt {
+                apply(rebuilt, &part, &segments, shared.retention_ms);
+            }
+        }
+    }
+    let replayed: Vec<(u64, Rebuilt)> = users
+        .into_iter()
+        .filter_map(|(user, rebuilt)| rebuilt.filter(|r| r.applied > 0).map(|r| (user, r)))
+        .collect();
+    for chunk in replayed.chunks(SAVE_CHUNK) {
+        let mut sets = Vec::with_capacity(chunk.len());
+        for (user, rebuilt) in chunk {
+            sets.push(save_write(store, *user, rebuilt, &segments)?);
+        }
+        store.apply(sets.iter()).map_err(storage)?;
+    }
+    store.clear_journal().map_err(storage)?;
+    if parts_read > 0 {
+        info!(
+            parts = parts_read,
+            users = replayed.len(),
+            "journal replayed"
+        );
+    }
+    Ok(replayed.len())
+}
+
+/// The writes that save a replayed user whole, with its timer and whatever membership
+/// storage lacks (compared key by key: parts wrote membership as they went).
+fn save_write(
+    store: &Store,
+    user: u64,
+    rebuilt: &Rebuilt,
+    segments: &Segments,
+) -> Result<WriteSet, ActorError> {
+    let mut write = UserWrite {
+        old_due: rebuilt.stored_due,
+        new_due: rebuilt.record.next_due,
+        ..UserWrite::default()
+    };
+    for segment in segments.keys() {
+        let stored = store.is_member(*segment, user).map_err(storage)?;
+        match (stored, rebuilt.record.segments.contains(segment)) {
+            (false, true) => write.joined.push(*segment),
+            (true, false) => write.left.push(*segment),
+            _ => {}
+        }
+    }
+    Store::user_write(user, &rebuilt.record, &write).map_err(storage)
+}

@@ -1,0 +1,49 @@
+//! Background snapshots: every interval, each user whose journal parts have waited a
+//! whole interval is saved whole, so the committer can drop the journal entries behind
+//! it. A user busy with events is saved about once per interval instead of once per
+//! event; one that leaves memory is saved as it leaves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::warn;
+
+use super::registry::Registry;
+use super::Committer;
+
+/// Saves users with old journal parts.
+pub struct Snapshots {
+    registry: Arc<Registry>,
+    committer: Committer,
+}
+
+impl Snapshots {
+    /// Creates the service.
+    pub fn new(registry: Arc<Registry>, committer: Committer) -> Snapshots {
+        Snapshots {
+            registry,
+            committer,
+        }
+    }
+
+    /// Saves every user dirty since before journal entry `seq`; returns how many.
+    pub async fn save_before(&self, seq: u64) -> usize {
+        let users = self.committer.journal().dirty_before(seq);
+        let count = users.len();
+        if let Err(e) = self.registry.save_each(users).await {
+            warn!(error = %e, "some snapshots failed; retrying on the next pass");
+        }
+        count
+    }
+
+    /// Every `interval`, saves the users dirty since the previous pass, until dropped.
+    pub async fn run(self, interval: Duration) {
+        let mut seen = self.committer.journal().next_seq();
+        loop {
+            tokio::time::sleep(interval).await;
+            let until = seen;
+            seen = self.committer.journal().next_seq();
+            self.save_before(until).await;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! One step on a user's record — apply events, catch up with time, re-evaluate a
+//! segment — and how it is persisted: a step that applies events on a resident user
+//! becomes a journal part (its events, a few bytes), any other step saves the whole
+//! record (a snapshot) with its timer. Membership changes are written at once either
+//! way, so that member lists never lag behind the pushes.
+
+use crate::domain::Timestamp;
+use crate::storage::{journal_part, Store, UserWrite, WriteSet};
+
+use super::committer::Receipt;
+use super::hub::Notification;
+use super::journal::{JournalPart, JournalStep};
+use super::record::{Effects, Incoming, UserRecord};
+use super::user::UserContext;
+use super::view::activity_summaries;
+use super::ActorError;
+
+/// Journaled steps after which a resident user saves its whole record anyway, so that a
+/// replay never has to apply more than this many parts for one user.
+pub const SNAPSHOT_EVERY: u32 = 64;
+
+/// What storage holds of a user beyond its record in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// The due of its timer key in storage (its last snapshot's `next_due`).
+    pub due: Option<Timestamp>,
+    /// Journaled steps since its last snapshot (0: storage holds the record as it is).
+    pub unsaved_steps: u32,
+    /// Whether `DueSoon` holds a due for it.
+    pub due_soon: bool,
+}
+
+impl Saved {
+    /// A user just loaded from its snapshot.
+    pub fn loaded(record: &UserRecord) -> Saved {
+        Saved {
+            due: record.next_due,
+            ..Saved::default()
+        }
+    }
+}
+
+/// How a step is to be persisted.
+#[derive(Clone, Copy, Debug)]
+pub enum Persist<'a> {
+    /// As a journal part holding these events (a resident user's event step).
+    Journal(&'a [Incoming]),
+    /// As a snapshot of the whole record, when anything changed or was left unsaved.
+    Snapshot,
+}
+
+fn storage(e: crate::storage::StorageError) -> ActorError {
+    ActorError::Storage(e.to_string())
+}
+
+/// Runs one step on a user's record and hands the committer its writes and the
+/// notifications for after the flush. Used by the user's actor, and by the registry for
+/// users not in memory.
+///
+/// Returns `None` when nothing needed writing.
+///
+/// Node-wide activity totals can only change when `work` applies events or a pending
+/// event becomes due; only then are this user's totals compared before and after, so
+/// backfills and timer ticks do not pay for it.
+pub fn step(
+    shared: &UserContext,
+    id: u64,
+    record: &mut UserRecord,
+    saved: &mut Saved,
+    persist: Persist<'_>,
+    work: impl FnOnce(&mut UserRecord, &UserContext) -> Effects,
+) -> Result<Option<Receipt>, ActorError> {
+    let now = shared.clock.now();
+    let applies_events = matches!(persist, Persist::Journal(_));
+    let before_segments = record.segments.clone();
+    let has_pending = record.state.next_pending(Timestamp::MIN).is_some();
+    let before_totals = (applies_events || has_pending).then(|| activity_summaries(record, now));
+    let old_due = record.next_due;
+    let effects = work(record, shared);
+    shared.metrics.rule_evaluations.inc_by(effects.evaluations);
+    let changed = effects.dirty || !effects.changes.is_empty() || old_due != record.next_due;
+    let journal = match persist {
+        Persist::Journal(events) if saved.unsaved_steps < SNAPSHOT_EVERY => Some(events),
+        _ => None,
+    };
+    if !changed && (journal.is_some() || saved.unsaved_steps == 0) {
+        // Nothing a reader could see changed (buckets may have been compacted, which
+        // never changes an answer): skip the write. This keeps backfills and timer
+        // ticks that flip nothing read-only.
+        return Ok(None);
+    }
+    let (writes, journal_step) = match journal {
+        Some(events) => journal_writes(shared, id, record, saved, &before_segments, now, events)?,
+        None => snapshot_writes(shared, id, record, saved, &before_segments)?,
+    };
+    if old_due != record.next_due {
+        let delta = i64::from(record.next_due.is_some()) - i64::from(old_due.is_some());
+        shared.metrics.timers_pending.add(delta);
+    }
+    if let Some(before) = before_totals {
+        shared
+            .totals
+            .adjust(&before, &activity_summaries(record, now));
+    }
+    let notifications = effects
+        .changes
+        .into_iter()
+        .map(|change| Notification {
+            user_id: id,
+            in_segments: change.entered,
+            out_segments: change.left,
+            at: change.at,
+            merged_into: None,
+            relayed: false,
+        })
+        .collect();
+    Ok(Some(shared.committer.submit(
+        writes,
+        Some(journal_step),
+        notifications,
+    )))
+}
+
+/// A journal part for the step's events, with the membership it changed; a due earlier
+/// than the stored timer goes to `DueSoon` until the next snapshot.
+fn journal_writes(
+    shared: &UserContext,
+    id: u64,
+    record: &mut UserRecord,
+    saved: &mut Saved,
+    before_segments: &std::collections::BTreeSet<u64>,
+    now: Timestamp,
+    events: &[Incoming],
+) -> Result<(WriteSet, JournalStep), ActorError> {
+    record.version += 1;
+    let part = JournalPart {
+        user: id,
+        version: record.version,
+        now,
+        events,
+    };
+    let bytes = journal_part(&part).map_err(storage)?;
+    let membership = UserWrite::between(None, None, before_segments, &record.segments);
+    saved.unsaved_steps += 1;
+    if let Some(due) = record.next_due {
+        if saved.due.is_none_or(|stored| due < stored) {
+            shared.due_soon.remember(id, due);
+            saved.due_soon = true;
+        }
+    }
+    Ok((
+        Store::index_write(id, &membership),
+        JournalStep::Part { user: id, bytes },
+    ))
+}
+
+/// The whole record with its timer move and membership changes.
+fn snapshot_writes(
+    shared: &UserContext,
+    id: u64,
+    record: &UserRecord,
+    saved: &mut Saved,
+    before_segments: &std::collections::BTreeSet<u64>,
+) -> Result<(WriteSet, JournalStep), ActorError> {
+    let write = UserWrite::between(
+        saved.due,
+        record.next_due,
+        before_segments,
+        &record.segments,
+    );
+    let writes = Store::user_write(id, record, &write).map_err(storage)?;
+    saved_whole(shared, id, record, saved);
+    Ok((writes, JournalStep::Saved(id)))
+}
+
+/// Notes that `record` is being saved whole: storage will hold it as it is.
+pub fn saved_whole(shared: &UserContext, id: u64, record: &UserRecord, saved: &mut Saved) {
+    if saved.due_soon {
+        shared.due_soon.forget(id);
+    }
+    *saved = Saved::loaded(record);
+    shared.metrics.snapshots.inc();
+}
