@@ -3,7 +3,7 @@
 //! covers yet ("dirty"), with the first entry that holds one. An entry is removed once no
 //! dirty user needs it, in the same batch as the snapshot that made it redundant.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,48 @@ struct Books {
     floor: u64,
     /// Users with parts not covered by a snapshot, and the first entry holding one.
     dirty: HashMap<u64, u64>,
+    /// How many dirty users have their first part in each entry (the oldest needed is
+    /// the first key).
+    firsts: BTreeMap<u64, usize>,
+}
+
+impl Books {
+    fn mark_dirty(&mut self, user: u64, seq: u64) {
+        let first = *self.dirty.entry(user).or_insert(seq);
+        if first == seq {
+            *self.firsts.entry(seq).or_default() += 1;
+        }
+    }
+
+    /// Marks `user` dirty since `seq` unless it is dirty since earlier.
+    fn dirty_since(&mut self, user: u64, seq: u64) {
+        match self.dirty.get(&user).copied() {
+            Some(first) if first <= seq => {}
+            Some(_) => {
+                self.clear(user);
+                self.mark_dirty(user, seq);
+            }
+            None => self.mark_dirty(user, seq),
+        }
+    }
+
+    /// Marks `user` clean; returns the first entry it needed.
+    fn clear(&mut self, user: u64) -> Option<u64> {
+        let first = self.dirty.remove(&user)?;
+        if let Some(count) = self.firsts.get_mut(&first) {
+            *count -= 1;
+            if *count == 0 {
+                self.firsts.remove(&first);
+            }
+        }
+        Some(first)
+    }
+
+    fn oldest_needed(&self) -> u64 {
+        self.firsts
+            .first_key_value()
+            .map_or(self.next_seq, |(seq, _)| *seq)
+    }
 }
 
 /// What recording a group changed, to take back if its batch fails.
@@ -79,7 +121,7 @@ impl Journal {
             books: Mutex::new(Books {
                 next_seq,
                 floor: next_seq,
-                dirty: HashMap::new(),
+                ..Books::default()
             }),
         }
     }
@@ -102,11 +144,11 @@ impl Journal {
         for step in steps {
             match step {
                 JournalStep::Part { user, bytes } => {
-                    books.dirty.entry(*user).or_insert(seq);
+                    books.mark_dirty(*user, seq);
                     parts.push(bytes);
                 }
                 JournalStep::Saved(user) => {
-                    if let Some(first) = books.dirty.remove(user) {
+                    if let Some(first) = books.clear(*user) {
                         recorded.cleared.push((*user, first));
                     }
                 }
@@ -116,12 +158,7 @@ impl Journal {
             set.append_journal(seq, parts.into_iter());
             books.next_seq += 1;
         }
-        let needed = books
-            .dirty
-            .values()
-            .min()
-            .copied()
-            .unwrap_or(books.next_seq);
+        let needed = books.oldest_needed();
         if needed > books.floor {
             set.truncate_journal(books.floor, needed);
             books.floor = needed;
@@ -136,8 +173,7 @@ impl Journal {
         let mut books = locked(&self.books);
         books.floor = books.floor.min(recorded.floor);
         for (user, first) in recorded.cleared {
-            let entry = books.dirty.entry(user).or_insert(first);
-            *entry = (*entry).min(first);
+            books.dirty_since(user, first);
         }
     }
 
@@ -214,5 +250,39 @@ mod tests {
         let _ = journal.record([JournalStep::Saved(1), part(1)].iter(), &mut set);
         assert!(journal.is_dirty(1));
         assert_eq!(journal.dirty_before(1), vec![1]);
+    }
+
+    #[test]
+    fn the_oldest_needed_entry_matches_a_naive_minimum() {
+        let journal = Journal::starting_at(0);
+        let mut naive: HashMap<u64, u64> = HashMap::new();
+        let mut state = 7u64;
+        for round in 0..2000u64 {
+            state = crate::actors::mix(state + round);
+            let user = state % 50;
+            let seq = journal.next_seq();
+            let before = naive.get(&user).copied();
+            let saves = state % 3 == 0;
+            let step = if saves {
+                naive.remove(&user);
+                JournalStep::Saved(user)
+            } else {
+                naive.entry(user).or_insert(seq);
+                part(user)
+            };
+            let mut set = WriteSet::default();
+            let recorded = journal.record([step].iter(), &mut set);
+            if state % 17 == 0 {
+                // The batch failed: a save is taken back.
+                journal.undo(recorded);
+                if let (true, Some(first)) = (saves, before) {
+                    naive.insert(user, first);
+                }
+            }
+            let books = locked(&journal.books);
+            let expected = naive.values().min().copied().unwrap_or(books.next_seq);
+            assert_eq!(books.oldest_needed(), expected, "round {round}");
+            assert_eq!(books.dirty, naive, "round {round}");
+        }
     }
 }
