@@ -1,5 +1,6 @@
 //! User actors and the services around them: the registry that finds or starts a user's
-//! actor, the segment catalog, group commit, the notification hub, timers.
+//! actor, the segment catalog, group commit and the journal, snapshots, the notification
+//! hub, timers.
 //!
 //! Must not parse HTTP or touch sled directly (storage goes through `storage::Store`).
 //!
@@ -7,7 +8,8 @@
 //!
 //! | actor / task | on error | restart |
 //! | --- | --- | --- |
-//! | `UserActor` | a failed save reloads the user from storage and answers `Storage` (503); the event is not acknowledged | not supervised: a stopped actor is started again, from storage, by the registry on its next message |
+//! | `UserActor` | a failed write drops the user from memory (unsaved, `Passivate { save: false }`) and answers `Storage` (503); the event is not acknowledged | not supervised: a stopped actor is started again by the registry on its next message, from its snapshot plus the journal parts it left unsaved |
+//! | snapshot loop | logs a warning; the users stay dirty and are saved on the next pass | runs for the node's life |
 //! | passivation | an idle or least recently used actor leaves memory (`Passivate`); messages for it wait until it stopped, then a fresh actor loads it | on the next message, timer, read or backfill |
 //! | committer task | a failed flush answers every waiting caller `Storage` (503) and retries on the next group | runs for the node's life |
 //! | timer loop | logs a warning and retries on its next pass; overdue timers fire late, never skipped | runs for the node's life |

@@ -2,9 +2,10 @@
 //!
 //! When we flush: writes land in sled's memory at once and become durable at the next
 //! `Store::flush`. The committer (`actors::committer`) calls it once for a whole group
-//! of writes (group commit) and only then acknowledges them. A batch written with
-//! `save_user` is atomic: the record, its timer move and its membership changes land
-//! together or not at all.
+//! of writes (group commit) and only then acknowledges them. Events reach storage as
+//! journal entries (`journal`), users as snapshots (`user_write`: the record, its timer
+//! move and its membership changes, atomic together with the removal of the journal
+//! entries they make redundant).
 //!
 //! Must not know about HTTP or actors.
 
