@@ -107,6 +107,17 @@ impl Registry {
         &self.shared
     }
 
+    /// Returns whether `user` has a record: stored, or so far only in the journal (a
+    /// new user before its first snapshot).
+    pub fn has_record(&self, user: u64) -> Result<bool, ActorError> {
+        let stored = self
+            .shared
+            .store
+            .load_user::<UserRecord>(user)
+            .map_err(|e| ActorError::Storage(e.to_string()))?;
+        Ok(stored.is_some() || self.shared.committer.journal().is_dirty(user))
+    }
+
     /// Refuses a user whose cluster shard this node does not serve now.
     fn served(&self, user: u64) -> Result<(), ActorError> {
         if self.ownership.serves_user(user) {
@@ -323,7 +334,7 @@ impl Registry {
                     }
                     _ => {
                         actors.insert(user, Slot::leaving(held, None));
-                        return Ok(hold);
+                        return self.saved(user).map(|()| hold);
                     }
                 }
             };
@@ -336,12 +347,7 @@ impl Registry {
             if addr.send(Passivate { done, save }).await.is_ok() {
                 let _stopped = stopped.wait_for(|done| *done).await;
             }
-            if self.shared.committer.journal().is_dirty(user) {
-                return Err(ActorError::Storage(format!(
-                    "user {user} could not be saved before it was held; retry shortly"
-                )));
-            }
-            return Ok(hold);
+            return self.saved(user).map(|()| hold);
         }
     }
 }
@@ -385,6 +391,19 @@ where
         .collect()
         .await;
     results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+}
+
+impl Registry {
+    /// Refuses to hold a user whose journal parts no snapshot covers (its save failed):
+    /// a merge reads held users from storage. The snapshot loop saves it shortly.
+    fn saved(&self, user: u64) -> Result<(), ActorError> {
+        if self.shared.committer.journal().is_dirty(user) {
+            return Err(ActorError::Storage(format!(
+                "user {user} could not be saved before it was held; retry shortly"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Users updated at once by `update_each`.

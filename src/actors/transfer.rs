@@ -128,12 +128,7 @@ impl IdentityService {
         if log.absorbed_users().contains(&user) {
             return Ok(true);
         }
-        if self
-            .store
-            .load_user::<UserRecord>(survivor)
-            .map_err(storage)?
-            .is_none()
-        {
+        if !self.registry.has_record(survivor)? {
             return Ok(false);
         }
         let cause = parcel
