@@ -1,8 +1,9 @@
-//! Background snapshots: every interval, each user whose journal parts have waited a
-//! whole interval is saved whole, so the committer can drop the journal entries behind
+//! Background snapshots: in slices through each interval, each user whose journal parts
+//! have waited a whole interval is saved whole, so the committer can drop the journal entries behind
 //! it. A user busy with events is saved about once per interval instead of once per
 //! event; one that leaves memory is saved as it leaves.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,14 +37,18 @@ impl Snapshots {
         count
     }
 
-    /// Every `interval`, saves the users dirty since the previous pass, until dropped.
+    /// Saves, in eight slices per `interval`, the users dirty for at least `interval`,
+    /// until dropped: spread out, snapshots never make one big burst of writes.
     pub async fn run(self, interval: Duration) {
-        let mut seen = self.committer.journal().next_seq();
+        const SLICES: usize = 8;
+        let next_seq = || self.committer.journal().next_seq();
+        let mut marks: VecDeque<u64> = std::iter::repeat_n(next_seq(), SLICES).collect();
         loop {
-            tokio::time::sleep(interval).await;
-            let until = seen;
-            seen = self.committer.journal().next_seq();
-            self.save_before(until).await;
+            tokio::time::sleep(interval / SLICES as u32).await;
+            marks.push_back(next_seq());
+            if let Some(until) = marks.pop_front() {
+                self.save_before(until).await;
+            }
         }
     }
 }
