@@ -31,6 +31,8 @@ struct Rebuilt {
     record: UserRecord,
     stored_due: Option<crate::domain::Timestamp>,
     applied: u32,
+    /// Whether storage has a snapshot of it.
+    stored: bool,
 }
 
 /// Loads a user's snapshot to rebuild on; `None` for a user absorbed by a merge (its
@@ -47,6 +49,7 @@ fn snapshot(shared: &UserContext, user: u64, create: bool) -> Result<Option<Rebu
                 record: UserRecord::default(),
                 stored_due,
                 applied: 0,
+                stored: true,
             }));
         }
         Err(e) => return Err(storage(e)),
@@ -56,11 +59,13 @@ fn snapshot(shared: &UserContext, user: u64, create: bool) -> Result<Option<Rebu
             stored_due: record.next_due,
             record,
             applied: 0,
+            stored: true,
         }),
         None if create && store.merged_into(user).map_err(storage)?.is_none() => Some(Rebuilt {
             record: UserRecord::default(),
             stored_due: None,
             applied: 0,
+            stored: false,
         }),
         None => None,
     })
@@ -107,6 +112,7 @@ pub fn load_user(
         // counts it dirty until then.
         unsaved_steps: u32::from(dirty).max(rebuilt.applied),
         due_soon: false,
+        stored: rebuilt.stored,
     };
     if let Some(due) = rebuilt.record.next_due {
         if saved.due.is_none_or(|stored| due < stored) {

@@ -28,13 +28,17 @@ pub struct Saved {
     pub unsaved_steps: u32,
     /// Whether `DueSoon` holds a due for it.
     pub due_soon: bool,
+    /// Whether storage holds a snapshot of it at all. A new user's first step saves it
+    /// whole: a journal part would only be followed by a snapshot a second later.
+    pub stored: bool,
 }
 
 impl Saved {
-    /// A user just loaded from its snapshot.
+    /// A user just loaded from its snapshot (or saved whole).
     pub fn loaded(record: &UserRecord) -> Saved {
         Saved {
             due: record.next_due,
+            stored: true,
             ..Saved::default()
         }
     }
@@ -80,7 +84,9 @@ pub fn step(
     shared.metrics.rule_evaluations.inc_by(effects.evaluations);
     let changed = effects.dirty || !effects.changes.is_empty() || old_due != record.next_due;
     let journal = match persist {
-        Persist::Journal(events) if saved.unsaved_steps < SNAPSHOT_EVERY => Some(events),
+        Persist::Journal(events) if saved.stored && saved.unsaved_steps < SNAPSHOT_EVERY => {
+            Some(events)
+        }
         _ => None,
     };
     if !changed && (journal.is_some() || saved.unsaved_steps == 0) {
