@@ -40,6 +40,8 @@ pub struct Metrics {
     pub journal_flush_batch_size: Histogram,
     /// Users with journaled events no snapshot of theirs covers yet.
     pub journal_dirty_users: IntGauge,
+    /// Journal entries in storage (one per group commit that journaled events).
+    pub journal_entries: IntGauge,
     /// User snapshots written (whole records saved).
     pub snapshots: IntCounter,
     /// Stored user records that failed to decode (each rebuilt from the journal).
@@ -205,6 +207,11 @@ impl Metrics {
                 r,
                 "uss_journal_dirty_users",
                 "Users with journaled events no snapshot covers yet",
+            ),
+            journal_entries: gauge(
+                r,
+                "uss_journal_entries",
+                "Journal entries in storage, not yet covered by snapshots",
             ),
             snapshots: counter(r, "uss_snapshots_total", "User snapshots written"),
             snapshot_decode_failures: counter(

@@ -63,9 +63,10 @@ struct Books {
 }
 
 impl Books {
+    /// Marks `user` dirty since `seq` unless it is dirty already.
     fn mark_dirty(&mut self, user: u64, seq: u64) {
-        let first = *self.dirty.entry(user).or_insert(seq);
-        if first == seq {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.dirty.entry(user) {
+            slot.insert(seq);
             *self.firsts.entry(seq).or_default() += 1;
         }
     }
@@ -187,6 +188,12 @@ impl Journal {
         locked(&self.books).dirty.len()
     }
 
+    /// Returns how many entries storage holds (some numbers may have none).
+    pub fn entries(&self) -> u64 {
+        let books = locked(&self.books);
+        books.next_seq - books.floor
+    }
+
     /// Returns the sequence number the next entry will get.
     pub fn next_seq(&self) -> u64 {
         locked(&self.books).next_seq
@@ -233,7 +240,7 @@ mod tests {
         let mut expected = WriteSet::default();
         expected.truncate_journal(3, 5);
         assert_eq!(third, expected);
-        assert_eq!(journal.dirty_count(), 0);
+        assert_eq!((journal.dirty_count(), journal.entries()), (0, 0));
 
         // Had that batch failed, user 1 would still need both entries.
         journal.undo(recorded);
@@ -270,8 +277,14 @@ mod tests {
                 naive.entry(user).or_insert(seq);
                 part(user)
             };
+            // Half the time the same step twice in one group (two steps of one user).
+            let steps = if round % 2 == 0 {
+                vec![step.clone(), step]
+            } else {
+                vec![step]
+            };
             let mut set = WriteSet::default();
-            let recorded = journal.record([step].iter(), &mut set);
+            let recorded = journal.record(steps.iter(), &mut set);
             if state % 17 == 0 {
                 // The batch failed: a save is taken back.
                 journal.undo(recorded);
@@ -283,6 +296,11 @@ mod tests {
             let expected = naive.values().min().copied().unwrap_or(books.next_seq);
             assert_eq!(books.oldest_needed(), expected, "round {round}");
             assert_eq!(books.dirty, naive, "round {round}");
+            assert_eq!(
+                books.firsts.values().sum::<usize>(),
+                naive.len(),
+                "round {round}"
+            );
         }
     }
 }
