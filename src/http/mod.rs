@@ -8,6 +8,7 @@ mod console;
 mod cors;
 mod dto;
 mod error;
+mod event_decode;
 mod event_json;
 mod handlers;
 mod openapi;
