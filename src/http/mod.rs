@@ -21,6 +21,7 @@ pub use auth::Access;
 pub use body::parse_json;
 pub use cors::cors;
 pub use error::ApiError;
+pub use event_decode::{decode_events, Decoded, Refused};
 pub use event_json::{validate_body, EventRules};
 pub use peers::ready_gate;
 pub use routes::{configure, method_label, route_label};

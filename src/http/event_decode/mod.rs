@@ -48,7 +48,7 @@ pub struct Refused {
 }
 
 /// Reads an events body; `texts` keeps each event's JSON text too.
-pub fn decode<'a>(
+pub fn decode_events<'a>(
     bytes: &'a [u8],
     rules: &EventRules<'_>,
     texts: bool,

@@ -35,7 +35,7 @@ fn assert_same(body: &[u8]) -> bool {
     let rules = rules(&types);
     let expected = by_reference(body, &rules);
     for texts in [false, true] {
-        let got = decode(body, &rules, texts)
+        let got = decode_events(body, &rules, texts)
             .map_err(|refused| (format!("{:?}", refused.error), refused.events));
         let got_events = got.as_ref().map(|decoded| &decoded.events);
         assert_eq!(

@@ -16,7 +16,7 @@ use crate::domain::SECOND_MS;
 
 use super::super::body::read_limited;
 use super::super::error::ApiError;
-use super::super::event_decode::{decode, Decoded};
+use super::super::event_decode::{decode_events, Decoded};
 use super::super::event_json::EventRules;
 use super::super::peers::is_forwarded;
 use super::super::state::AppState;
@@ -41,7 +41,7 @@ pub async fn ingest_json(
     };
     // Another node applies some events: their texts are kept to send on.
     let split = !state.cluster.is_single() && !forwarded;
-    let decoded = decode(body, &rules, split).map_err(|refused| {
+    let decoded = decode_events(body, &rules, split).map_err(|refused| {
         state.metrics.events_rejected.inc_by(refused.events);
         refused.error
     })?;
