@@ -121,11 +121,7 @@ fn validate_event(
         Some(_) => return Err(bad("payload", "payload must be an object", index)),
     };
     let activity = required_string(payload, "activity_type", "payload.activity_type", index)?;
-    let valid_activity = (1..=64).contains(&activity.len())
-        && activity
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
-    if !valid_activity {
+    if !is_activity_type(activity) {
         return Err(bad(
             "payload.activity_type",
             "payload.activity_type must be 1 to 64 characters of letters, digits, _ . : -",
@@ -172,7 +168,16 @@ fn check_order_total(payload: &Map<String, Value>, index: Option<usize>) -> Resu
     }
 }
 
-fn is_decimal(text: &str) -> bool {
+/// Whether `text` is a valid `payload.activity_type`: 1 to 64 of `[A-Za-z0-9_.:-]`.
+pub(super) fn is_activity_type(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+}
+
+/// Whether `text` is a decimal like `19.99`, `-3` or `0.5` (an `order_total`).
+pub(super) fn is_decimal(text: &str) -> bool {
     let digits = text.strip_prefix('-').unwrap_or(text);
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
     !whole.is_empty()

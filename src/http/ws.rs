@@ -11,7 +11,6 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::clock::uptime_ms;
 
-use super::body::parse_json;
 use super::dto::notification_json;
 use super::error::ApiError;
 use super::handlers::events::ingest_json;
@@ -208,11 +207,7 @@ pub async fn events(
                             .body_json()
                         }
                         Some(Ok(actix_ws::AggregatedMessage::Text(text))) => {
-                            let result = match parse_json(text.as_bytes()) {
-                                Ok(body) => ingest_json(&state, body, false).await,
-                                Err(e) => Err(e),
-                            };
-                            match result {
+                            match ingest_json(&state, text.as_bytes(), false).await {
                                 Ok(n) => json!({"ack": n}).to_string(),
                                 Err(e) => e.body_json(),
                             }

@@ -1,28 +1,34 @@
 //! `POST /api/v1/events`: one event or an array, acknowledged once durable. In a cluster
 //! each event goes to the node that resolves its identity; the answer waits for all.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::future::join_all;
-use serde_json::{json, Value};
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use crate::actors::Incoming;
 use crate::cluster::{identity_shard, Outgoing, Route};
 use crate::domain::SECOND_MS;
 
-use super::super::body::json_body;
+use super::super::body::read_limited;
 use super::super::error::ApiError;
-use super::super::event_json::{validate_body, EventRules};
+use super::super::event_decode::{decode_events, Decoded};
+use super::super::event_json::EventRules;
 use super::super::peers::is_forwarded;
 use super::super::state::AppState;
+
+/// An event's JSON text, as sent.
+type Text<'a> = Cow<'a, RawValue>;
 
 /// Validates, ingests and acknowledges the JSON text of one body or message; `forwarded`
 /// says another node sent it (its events are this node's to apply).
 pub async fn ingest_json(
     state: &AppState,
-    body: Value,
+    body: &[u8],
     forwarded: bool,
 ) -> Result<usize, ApiError> {
     let now = state.clock.now();
@@ -33,17 +39,24 @@ pub async fn ingest_json(
         now,
         max_events: ingest.max_batch_events,
     };
-    let size = body.as_array().map_or(1, Vec::len) as u64;
-    // The events that other nodes apply, kept as sent (by position in the body).
-    let sent = (!state.cluster.is_single() && !forwarded).then(|| elsewhere(state, &body));
-    let events =
-        validate_body(body, &rules).inspect_err(|_| state.metrics.events_rejected.inc_by(size))?;
+    // Another node applies some events: their texts are kept to send on.
+    let split = !state.cluster.is_single() && !forwarded;
+    let decoded = decode_events(body, &rules, split).map_err(|refused| {
+        state.metrics.events_rejected.inc_by(refused.events);
+        refused.error
+    })?;
+    let (events, sent) = if split {
+        let (events, sent) = elsewhere(state, decoded);
+        (events, Some(sent))
+    } else {
+        (decoded.events, None)
+    };
     let count = events.len();
     let Ok(_permits) = state
         .in_flight
         .try_acquire_many(u32::try_from(count).unwrap_or(u32::MAX))
     else {
-        state.metrics.events_shed.inc_by(size);
+        state.metrics.events_shed.inc_by(count as u64);
         return Err(ApiError::Overloaded(format!(
             "the node is ingesting {} events already; retry shortly",
             ingest.max_in_flight_events
@@ -65,24 +78,20 @@ pub async fn ingest_json(
     Ok(count)
 }
 
-/// Copies the events of `body` that another node applies; `None` for this node's (and
-/// for events too malformed to place, which validation refuses).
-fn elsewhere(state: &AppState, body: &Value) -> Vec<Option<Value>> {
-    let items = match body {
-        Value::Array(items) => items.as_slice(),
-        other => std::slice::from_ref(other),
-    };
-    items
+/// Keeps the texts of the events that another node applies (by position in the body);
+/// `None` for this node's.
+fn elsewhere<'a>(state: &AppState, decoded: Decoded<'a>) -> (Vec<Incoming>, Vec<Option<Text<'a>>>) {
+    debug_assert_eq!(decoded.events.len(), decoded.texts.len());
+    let sent = decoded
+        .events
         .iter()
-        .map(|item| {
-            let (Some(id_type), Some(id)) = (item["id_type"].as_str(), item["id"].as_str()) else {
-                return None;
-            };
-            let shard = identity_shard(id_type, id);
-            let local = matches!(state.cluster.route(shard, false), Route::Local);
-            (!local).then(|| item.clone())
+        .zip(decoded.texts)
+        .map(|(event, text)| {
+            let local = matches!(place(state, event, false), Route::Local);
+            (!local).then_some(text)
         })
-        .collect()
+        .collect();
+    (decoded.events, sent)
 }
 
 /// Where an event is applied: by the node that resolves its identity.
@@ -96,10 +105,10 @@ fn place(state: &AppState, event: &Incoming, forwarded: bool) -> Route {
 async fn route(
     state: &AppState,
     events: Vec<Incoming>,
-    sent: Vec<Option<Value>>,
+    sent: Vec<Option<Text<'_>>>,
 ) -> Result<(), ApiError> {
     let mut local = Vec::new();
-    let mut remote: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+    let mut remote: BTreeMap<usize, Vec<Text<'_>>> = BTreeMap::new();
     for (event, raw) in events.into_iter().zip(sent) {
         match (place(state, &event, false), raw) {
             (Route::Local, _) => local.push(event),
@@ -141,7 +150,7 @@ pub async fn post(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = json_body(payload, state.config.ingest.max_body_bytes).await?;
-    let accepted = ingest_json(&state, body, is_forwarded(&req)).await?;
+    let body = read_limited(payload, state.config.ingest.max_body_bytes).await?;
+    let accepted = ingest_json(&state, &body, is_forwarded(&req)).await?;
     Ok(HttpResponse::Accepted().json(json!({"accepted": accepted})))
 }
