@@ -252,14 +252,12 @@ pub fn merge_step(
     shared
         .totals
         .adjust(&before_totals, &activity_summaries(record, now));
-    notifications.extend(effects.changes.into_iter().map(|change| Notification {
-        user_id: id,
-        in_segments: change.entered,
-        out_segments: change.left,
-        at: change.at,
-        merged_into: None,
-        relayed: false,
-    }));
+    notifications.extend(
+        effects
+            .changes
+            .into_iter()
+            .map(|change| change.notification(id)),
+    );
     Ok(MergeOutcome {
         merged,
         refused,

@@ -90,6 +90,20 @@ pub struct Change {
     pub left: Vec<u64>,
 }
 
+impl Change {
+    /// The notification that pushes this change of `user`.
+    pub fn notification(self, user: u64) -> super::hub::Notification {
+        super::hub::Notification {
+            user_id: user,
+            in_segments: self.entered,
+            out_segments: self.left,
+            at: self.at,
+            merged_into: None,
+            relayed: false,
+        }
+    }
+}
+
 /// The effects of one step: changes in order, and how many rules were evaluated.
 #[derive(Debug, Default)]
 pub struct Effects {

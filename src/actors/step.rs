@@ -8,7 +8,6 @@ use crate::domain::Timestamp;
 use crate::storage::{journal_part, Store, UserWrite, WriteSet};
 
 use super::committer::Receipt;
-use super::hub::Notification;
 use super::journal::{JournalPart, JournalStep};
 use super::record::{Effects, Incoming, UserRecord};
 use super::user::UserContext;
@@ -111,14 +110,7 @@ pub fn step(
     let notifications = effects
         .changes
         .into_iter()
-        .map(|change| Notification {
-            user_id: id,
-            in_segments: change.entered,
-            out_segments: change.left,
-            at: change.at,
-            merged_into: None,
-            relayed: false,
-        })
+        .map(|change| change.notification(id))
         .collect();
     Ok(Some(shared.committer.submit(
         writes,
