@@ -212,7 +212,7 @@ pub async fn run(
     let shared = Arc::new(UserContext {
         store: store.clone(),
         catalog: Arc::clone(&catalog),
-        committer: committer.clone(),
+        committer,
         clock: Arc::clone(&clock),
         metrics: metrics.clone(),
         totals: Arc::clone(&totals),
@@ -251,11 +251,9 @@ pub async fn run(
         overdue,
         "state recovered"
     );
-    let snapshots = actix_rt::spawn(
-        Snapshots::new(Arc::clone(&registry), committer.clone()).run(
-            std::time::Duration::from_millis(config.storage.snapshot_interval_ms),
-        ),
-    );
+    let snapshots = actix_rt::spawn(Snapshots::new(Arc::clone(&registry)).run(
+        std::time::Duration::from_millis(config.storage.snapshot_interval_ms),
+    ));
     let passivation = {
         let registry = Arc::clone(&registry);
         let actors = config.actors.clone();

@@ -113,9 +113,9 @@ impl Registry {
         let stored = self
             .shared
             .store
-            .load_user::<UserRecord>(user)
+            .has_user(user)
             .map_err(|e| ActorError::Storage(e.to_string()))?;
-        Ok(stored.is_some() || self.shared.committer.journal().is_dirty(user))
+        Ok(stored || self.shared.committer.journal().is_dirty(user))
     }
 
     /// Refuses a user whose cluster shard this node does not serve now.

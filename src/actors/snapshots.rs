@@ -9,27 +9,27 @@ use std::time::Duration;
 
 use tracing::warn;
 
+use super::journal::Journal;
 use super::registry::Registry;
-use super::Committer;
 
 /// Saves users with old journal parts.
 pub struct Snapshots {
     registry: Arc<Registry>,
-    committer: Committer,
 }
 
 impl Snapshots {
     /// Creates the service.
-    pub fn new(registry: Arc<Registry>, committer: Committer) -> Snapshots {
-        Snapshots {
-            registry,
-            committer,
-        }
+    pub fn new(registry: Arc<Registry>) -> Snapshots {
+        Snapshots { registry }
+    }
+
+    fn journal(&self) -> &Journal {
+        self.registry.context().committer.journal()
     }
 
     /// Saves every user dirty since before journal entry `seq`; returns how many.
     pub async fn save_before(&self, seq: u64) -> usize {
-        let users = self.committer.journal().dirty_before(seq);
+        let users = self.journal().dirty_before(seq);
         let count = users.len();
         if let Err(e) = self.registry.save_each(users).await {
             warn!(error = %e, "some snapshots failed; retrying on the next pass");
@@ -41,7 +41,7 @@ impl Snapshots {
     /// until dropped: spread out, snapshots never make one big burst of writes.
     pub async fn run(self, interval: Duration) {
         const SLICES: usize = 8;
-        let next_seq = || self.committer.journal().next_seq();
+        let next_seq = || self.journal().next_seq();
         let mut marks: VecDeque<u64> = std::iter::repeat_n(next_seq(), SLICES).collect();
         loop {
             tokio::time::sleep(interval / SLICES as u32).await;

@@ -268,12 +268,14 @@ fn traits(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use serde_json::json;
 
     use super::*;
 
-    fn rules(types: &[String]) -> EventRules<'_> {
+    /// Event rules at a fixed instant, at most 3 events per body (shared by the decoder's
+    /// tests).
+    pub(in crate::http) fn rules(types: &[String]) -> EventRules<'_> {
         EventRules {
             identity_types: types,
             latest: Timestamp::parse("2026-11-01T00:05:00Z").unwrap(),

@@ -109,6 +109,11 @@ impl Store {
             .transpose()
     }
 
+    /// Returns whether a record of `user` is stored (without reading it).
+    pub fn has_user(&self, user: u64) -> Result<bool, StorageError> {
+        Ok(self.tree.contains_key(keys::with_id(USER, user))?)
+    }
+
     /// Returns every user id, ascending.
     pub fn user_ids(&self) -> impl Iterator<Item = Result<u64, StorageError>> {
         self.tree

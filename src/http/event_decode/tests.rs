@@ -4,21 +4,11 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::domain::Timestamp;
-
 use super::*;
+use crate::http::event_json::tests::rules;
 
 fn types() -> Vec<String> {
     ["cookie", "email", "facebook"].map(String::from).to_vec()
-}
-
-fn rules(types: &[String]) -> EventRules<'_> {
-    EventRules {
-        identity_types: types,
-        latest: Timestamp::parse("2026-11-01T00:05:00Z").unwrap(),
-        now: Timestamp::parse("2026-11-01T00:00:00Z").unwrap(),
-        max_events: 3,
-    }
 }
 
 /// What the reference path answers: the events, or the error and the body's size.
