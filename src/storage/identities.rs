@@ -31,8 +31,17 @@ pub struct Absorbed {
 impl Store {
     /// Returns the user that owns identity `(id_type, id)`, if any.
     pub fn user_for_identity(&self, id_type: &str, id: &str) -> Result<Option<u64>, StorageError> {
-        let value = self.tree.get(keys::identity(id_type, id))?;
-        value.map(|v| key_suffix(&v, 0)).transpose()
+        let key = keys::identity(id_type, id);
+        let seen = match self.identities.get(&key) {
+            Ok(user) => return Ok(Some(user)),
+            Err(seen) => seen,
+        };
+        let Some(value) = self.tree.get(&key)? else {
+            return Ok(None);
+        };
+        let user = key_suffix(&value, 0)?;
+        self.identities.fill(&key, user, seen);
+        Ok(Some(user))
     }
 
     /// Returns the next number of the node's persistent, increasing sequence (from 1).
@@ -49,16 +58,18 @@ impl Store {
         id: &str,
         fresh: impl FnOnce() -> Result<u64, StorageError>,
     ) -> Result<(u64, bool), StorageError> {
-        let key = keys::identity(id_type, id);
-        if let Some(existing) = self.tree.get(&key)? {
-            return Ok((key_suffix(&existing, 0)?, false));
+        if let Some(existing) = self.user_for_identity(id_type, id)? {
+            return Ok((existing, false));
         }
+        let key = keys::identity(id_type, id);
         let fresh = fresh()?;
-        match self.tree.compare_and_swap(
+        let swapped = self.tree.compare_and_swap(
             &key,
             None as Option<&[u8]>,
             Some(&fresh.to_be_bytes()[..]),
-        )? {
+        )?;
+        self.identities.forget(&key);
+        match swapped {
             Ok(()) => Ok((fresh, true)),
             Err(conflict) => {
                 let winner = conflict
@@ -80,11 +91,13 @@ impl Store {
     ) -> Result<bool, StorageError> {
         let key = keys::identity(id_type, id);
         let expected = expected.map(u64::to_be_bytes);
-        match self.tree.compare_and_swap(
+        let swapped = self.tree.compare_and_swap(
             &key,
             expected.as_ref().map(|e| &e[..]),
             Some(&user.to_be_bytes()[..]),
-        )? {
+        )?;
+        self.identities.forget(&key);
+        match swapped {
             Ok(()) => Ok(true),
             Err(conflict) => Ok(conflict
                 .current
@@ -102,10 +115,11 @@ impl Store {
     ) -> Result<bool, StorageError> {
         let key = keys::identity(id_type, id);
         let owned = user.to_be_bytes();
-        Ok(self
+        let swapped = self
             .tree
-            .compare_and_swap(&key, Some(&owned[..]), None as Option<&[u8]>)?
-            .is_ok())
+            .compare_and_swap(&key, Some(&owned[..]), None as Option<&[u8]>)?;
+        self.identities.forget(&key);
+        Ok(swapped.is_ok())
     }
 
     /// Returns the user that `user` was merged into, if it was absorbed (always the
@@ -209,6 +223,8 @@ mod tests {
         let (b, _) = store
             .resolve_identity("cookie", "b", || store.next_sequence())
             .unwrap();
+        // Cached now: the merge below must still move it.
+        assert_eq!(store.user_for_identity("cookie", "b").unwrap(), Some(b));
         let joined = UserWrite {
             new_due: Some(t(5)),
             joined: vec![3],
@@ -250,7 +266,10 @@ mod tests {
         assert!(store.claim_identity("email", "e", None, 4).unwrap());
         assert!(store.claim_identity("email", "e", None, 4).unwrap());
         assert!(!store.claim_identity("email", "e", None, 5).unwrap());
+        assert_eq!(store.user_for_identity("email", "e").unwrap(), Some(4));
         assert!(store.claim_identity("email", "e", Some(4), 5).unwrap());
         assert_eq!(store.user_for_identity("email", "e").unwrap(), Some(5));
+        assert!(store.release_identity("email", "e", 5).unwrap());
+        assert_eq!(store.user_for_identity("email", "e").unwrap(), None);
     }
 }

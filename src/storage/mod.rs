@@ -11,6 +11,7 @@
 
 mod codec;
 mod identities;
+mod identity_cache;
 mod journal;
 mod keys;
 mod shards;

@@ -82,6 +82,7 @@ impl Store {
             batch.insert(key.as_slice(), value.as_slice());
         }
         self.tree.apply_batch(batch)?;
+        self.identities.forget_all();
         self.flush().await?;
         Ok(())
     }
@@ -102,6 +103,7 @@ impl Store {
             }
         }
         self.tree.apply_batch(batch)?;
+        self.identities.forget_all();
         self.flush().await?;
         Ok(removed)
     }
@@ -238,6 +240,7 @@ mod tests {
         let (_dir, store) = populated();
         assert_eq!(store.users_where(|user| user == 1).unwrap(), vec![1]);
         assert_eq!(store.timers_where(|user| user == 2).unwrap(), 1);
+        assert_eq!(store.user_for_identity("cookie", "c1").unwrap(), Some(1));
         assert_eq!(store.remove_where(of_user_one).await.unwrap(), 6);
         assert_eq!(store.load_user::<String>(1).unwrap(), None);
         assert_eq!(store.merged_into(3).unwrap(), None);

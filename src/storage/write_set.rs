@@ -26,6 +26,11 @@ impl WriteSet {
         }
     }
 
+    /// Returns the keys the set writes.
+    pub(super) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.ops.iter().map(|(key, _)| key.as_slice())
+    }
+
     /// Returns whether the set writes nothing.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
