@@ -6,8 +6,11 @@
 //! The committer also keeps the journal (`journal::Journal`): the parts of a group's
 //! event steps become one journal entry, written in the group's batch.
 //!
-//! Writing from one task matters: sled writers stall behind a flush running on another
+//! Writing from one thread matters: sled writers stall behind a flush running on another
 //! thread (measured: 5x fewer writes/s), while one batch per flush grows with the load.
+//! The committer has an OS thread of its own and flushes in it, blocking: sled's async
+//! flush would hand every flush to sled's thread pool (waking all of its idle threads)
+//! and wake the runtime again when done.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -69,8 +72,8 @@ pub struct Committer {
 pub type Receipt = oneshot::Receiver<Result<(), ActorError>>;
 
 impl Committer {
-    /// Starts the committer task on the current runtime, numbering journal entries after
-    /// the ones `store` holds.
+    /// Starts the committer on a thread of its own, numbering journal entries after the
+    /// ones `store` holds; it stops once every handle is dropped.
     pub fn start(
         store: Store,
         hub: Hub,
@@ -80,7 +83,10 @@ impl Committer {
         let journal = Arc::new(Journal::starting_at(store.journal_end()?));
         let (sender, receiver) = mpsc::unbounded_channel();
         let books = Arc::clone(&journal);
-        tokio::spawn(run(receiver, store, hub, metrics, health, books));
+        std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || run(receiver, store, hub, metrics, health, books))
+            .map_err(|e| crate::storage::StorageError::Sled(e.into()))?;
         Ok(Committer { sender, journal })
     }
 
@@ -140,7 +146,7 @@ pub fn nothing_to_do() -> Receipt {
     receipt
 }
 
-async fn run(
+fn run(
     mut receiver: mpsc::UnboundedReceiver<Commit>,
     store: Store,
     hub: Hub,
@@ -149,11 +155,18 @@ async fn run(
     journal: Arc<Journal>,
 ) {
     let mut group: Vec<Commit> = Vec::with_capacity(64);
-    while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
+    while let Some(first) = receiver.blocking_recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(commit) => group.push(commit),
+                Err(_) => break,
+            }
+        }
         let timer = metrics.journal_flush_duration.start_timer();
         let mut entry = WriteSet::default();
         let recorded = journal.record(group.iter().filter_map(|c| c.journal.as_ref()), &mut entry);
-        let outcome = write_and_flush(&store, &group, &entry).await;
+        let outcome = write_and_flush(&store, &group, &entry);
         if outcome.is_err() {
             journal.undo(recorded);
         }
@@ -182,17 +195,13 @@ async fn run(
             let _caller_gone = done.send(outcome.clone());
         }
         if outcome.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
 /// Applies a group's writes and its journal entry as one batch, then flushes.
-async fn write_and_flush(
-    store: &Store,
-    group: &[Commit],
-    entry: &WriteSet,
-) -> Result<(), ActorError> {
+fn write_and_flush(store: &Store, group: &[Commit], entry: &WriteSet) -> Result<(), ActorError> {
     let storage = |e: crate::storage::StorageError| ActorError::Storage(e.to_string());
     if !entry.is_empty() || group.iter().any(|commit| !commit.writes.is_empty()) {
         let sets = group.iter().map(|commit| &commit.writes);
@@ -200,6 +209,6 @@ async fn write_and_flush(
             .apply(sets.chain(std::iter::once(entry)))
             .map_err(storage)?;
     }
-    store.flush().await.map_err(storage)?;
+    store.flush_blocking().map_err(storage)?;
     Ok(())
 }
