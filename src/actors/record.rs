@@ -307,6 +307,34 @@ mod tests {
         }
     }
 
+    /// `step` compares node-wide totals only for the activity types of the events it
+    /// applies when the user has no pending event: nothing else may move, not even when
+    /// old buckets leave the retention window.
+    #[test]
+    fn applying_events_changes_only_their_activity_types_totals() {
+        use crate::actors::view::activity_summaries;
+        let segments = segments(&["count(page_viewed, 7d) >= 1"]);
+        let mut record = UserRecord::default();
+        let old = t("2026-01-01T00:00:00Z");
+        let events = [
+            ("page_viewed", old),
+            ("clicked", old),
+            ("clicked", t("2026-03-01T00:00:00Z")),
+        ];
+        for (activity, at) in events {
+            let event = incoming("c1", Event::new(activity, at), None);
+            record.apply(&[event], &segments, at, RETENTION);
+        }
+        let now = t("2026-11-01T00:00:00Z");
+        assert!(record.state.next_pending(Timestamp::MIN).is_none());
+        let before = activity_summaries(&record, now);
+        let event = incoming("c1", Event::new("added_to_cart", now), None);
+        record.apply(&[event], &segments, now, RETENTION);
+        let mut after = activity_summaries(&record, now);
+        assert!(after.remove("added_to_cart").is_some());
+        assert_eq!(before, after);
+    }
+
     #[test]
     fn events_enter_segments_and_time_alone_leaves_them() {
         let segments = segments(&["count(page_viewed, 7d) >= 1", "count(bought) >= 1"]);

@@ -11,7 +11,7 @@ use super::committer::Receipt;
 use super::journal::{JournalPart, JournalStep};
 use super::record::{Effects, Incoming, UserRecord};
 use super::user::UserContext;
-use super::view::activity_summaries;
+use super::view::activity_summaries_where;
 use super::ActorError;
 
 /// Journaled steps after which a resident user saves its whole record anyway, so that a
@@ -64,7 +64,8 @@ fn storage(e: crate::storage::StorageError) -> ActorError {
 ///
 /// Node-wide activity totals can only change when `work` applies events or a pending
 /// event becomes due; only then are this user's totals compared before and after, so
-/// backfills and timer ticks do not pay for it.
+/// backfills and timer ticks do not pay for it. With no pending event, only the
+/// activity types of the applied events can change, so only those are compared.
 pub fn step(
     shared: &UserContext,
     id: u64,
@@ -77,7 +78,14 @@ pub fn step(
     let applies_events = matches!(persist, Persist::Journal(_));
     let before_segments = record.segments.clone();
     let has_pending = record.state.next_pending(Timestamp::MIN).is_some();
-    let before_totals = (applies_events || has_pending).then(|| activity_summaries(record, now));
+    let touched = |name: &str| match persist {
+        Persist::Journal(events) if !has_pending => {
+            events.iter().any(|e| *e.event.activity_type == *name)
+        }
+        _ => true,
+    };
+    let before_totals =
+        (applies_events || has_pending).then(|| activity_summaries_where(record, now, touched));
     let old_due = record.next_due;
     let effects = work(record, shared);
     shared.metrics.rule_evaluations.inc_by(effects.evaluations);
@@ -105,7 +113,7 @@ pub fn step(
     if let Some(before) = before_totals {
         shared
             .totals
-            .adjust(&before, &activity_summaries(record, now));
+            .adjust(&before, &activity_summaries_where(record, now, touched));
     }
     let notifications = effects
         .changes

@@ -42,9 +42,19 @@ pub fn activity_summaries(
     record: &UserRecord,
     now: Timestamp,
 ) -> BTreeMap<String, ActivitySummary> {
+    activity_summaries_where(record, now, |_| true)
+}
+
+/// Returns the totals of the activity types `wanted` picks, of `record` due by `now`.
+pub fn activity_summaries_where(
+    record: &UserRecord,
+    now: Timestamp,
+    wanted: impl Fn(&str) -> bool,
+) -> BTreeMap<String, ActivitySummary> {
     let state = &record.state;
     state
         .activity_types()
+        .filter(|name| wanted(name))
         .map(|name| {
             let summary = ActivitySummary {
                 count: state.count(name, None, now),

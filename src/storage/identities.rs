@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::domain::Timestamp;
 
 use super::codec::{decode, encode};
+use super::identity_cache::Generation;
 use super::keys::{self, ABSORBED, MEMBER, MERGE_LOG, USER};
 use super::store::{key_suffix, user_ops, Store, UserWrite};
 use super::write_set::WriteSet;
@@ -28,20 +29,35 @@ pub struct Absorbed {
     pub earlier: Vec<u64>,
 }
 
+/// What a lookup of the identity index found.
+enum Lookup {
+    /// The owner.
+    Found(u64),
+    /// No owner; the cache's generation before storage was read.
+    Absent(Generation),
+}
+
 impl Store {
     /// Returns the user that owns identity `(id_type, id)`, if any.
     pub fn user_for_identity(&self, id_type: &str, id: &str) -> Result<Option<u64>, StorageError> {
-        let key = keys::identity(id_type, id);
-        let seen = match self.identities.get(&key) {
-            Ok(user) => return Ok(Some(user)),
+        match self.lookup_identity(&keys::identity(id_type, id))? {
+            Lookup::Found(user) => Ok(Some(user)),
+            Lookup::Absent(_) => Ok(None),
+        }
+    }
+
+    /// Looks `key` up in the identity cache, then in storage (filling the cache).
+    fn lookup_identity(&self, key: &[u8]) -> Result<Lookup, StorageError> {
+        let seen = match self.identities.get(key) {
+            Ok(user) => return Ok(Lookup::Found(user)),
             Err(seen) => seen,
         };
-        let Some(value) = self.tree.get(&key)? else {
-            return Ok(None);
+        let Some(value) = self.tree.get(key)? else {
+            return Ok(Lookup::Absent(seen));
         };
         let user = key_suffix(&value, 0)?;
-        self.identities.fill(&key, user, seen);
-        Ok(Some(user))
+        self.identities.fill(key, user, seen);
+        Ok(Lookup::Found(user))
     }
 
     /// Returns the next number of the node's persistent, increasing sequence (from 1).
@@ -58,26 +74,29 @@ impl Store {
         id: &str,
         fresh: impl FnOnce() -> Result<u64, StorageError>,
     ) -> Result<(u64, bool), StorageError> {
-        if let Some(existing) = self.user_for_identity(id_type, id)? {
-            return Ok((existing, false));
-        }
         let key = keys::identity(id_type, id);
+        let seen = match self.lookup_identity(&key)? {
+            Lookup::Found(user) => return Ok((user, false)),
+            Lookup::Absent(seen) => seen,
+        };
         let fresh = fresh()?;
         let swapped = self.tree.compare_and_swap(
             &key,
             None as Option<&[u8]>,
             Some(&fresh.to_be_bytes()[..]),
         )?;
-        self.identities.forget(&key);
-        match swapped {
-            Ok(()) => Ok((fresh, true)),
+        // No write of the index to tell the cache of: the key had no owner to cache.
+        let (user, created) = match swapped {
+            Ok(()) => (fresh, true),
             Err(conflict) => {
                 let winner = conflict
                     .current
                     .ok_or_else(|| StorageError::Decode("identity vanished".into()))?;
-                Ok((key_suffix(&winner, 0)?, false))
+                (key_suffix(&winner, 0)?, false)
             }
-        }
+        };
+        self.identities.fill(&key, user, seen);
+        Ok((user, created))
     }
 
     /// Gives identity `(id_type, id)` to `user` if its owner is still `expected` (none, or
