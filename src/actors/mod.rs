@@ -11,7 +11,7 @@
 //! | `UserActor` | a failed write drops the user from memory (unsaved, `Passivate { save: false }`) and answers `Storage` (503); the event is not acknowledged | not supervised: a stopped actor is started again by the registry on its next message, from its snapshot plus the journal parts it left unsaved |
 //! | snapshot loop | logs a warning; the users stay dirty and are saved on the next pass | runs for the node's life |
 //! | passivation | an idle or least recently used actor leaves memory (`Passivate`); messages for it wait until it stopped, then a fresh actor loads it | on the next message, timer, read or backfill |
-//! | committer task | a failed flush answers every waiting caller `Storage` (503) and retries on the next group | runs for the node's life |
+//! | committer thread | a failed flush answers every waiting caller `Storage` (503) and retries on the next group | runs for the node's life |
 //! | timer loop | logs a warning and retries on its next pass; overdue timers fire late, never skipped | runs for the node's life |
 
 mod activity_totals;
