@@ -32,7 +32,7 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// A user's place in its shard (16 bytes smaller than with `Leaving` inline: a shard map
+/// A user's place in its shard (8 bytes smaller than with `Leaving` inline: a shard map
 /// holds one per resident user, and few are leaving at any time).
 enum Slot {
     /// In memory; `last_used` is `uptime_ms` at its latest message.
