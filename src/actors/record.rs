@@ -2,8 +2,6 @@
 //! up with time, re-evaluate or forget a segment. Each returns the membership changes
 //! as data; the actor persists and pushes them.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Event, Timestamp};
@@ -11,6 +9,7 @@ use crate::rules::{next_change, UserState};
 
 use super::catalog::Segments;
 use super::event_ids::EventIds;
+use super::segment_set::SegmentSet;
 
 /// An identity `(id_type, id)`.
 pub type Identity = (String, String);
@@ -36,7 +35,8 @@ pub struct UserRecord {
     /// What the rules read.
     pub state: UserState,
     /// The segments the user is in.
-    pub segments: BTreeSet<u64>,
+    #[serde(default)]
+    pub segments: SegmentSet,
     /// When the user must be evaluated again with no new event.
     pub next_due: Option<Timestamp>,
     /// Fingerprints of the latest `event_id`s applied (the idempotency window).
@@ -134,7 +134,7 @@ impl Effects {
             let holds = segment.rule.eval(&record.state, at);
             if holds && record.segments.insert(*id) {
                 change.entered.push(*id);
-            } else if !holds && record.segments.remove(id) {
+            } else if !holds && record.segments.remove(*id) {
                 change.left.push(*id);
             }
         }
@@ -174,6 +174,8 @@ impl UserRecord {
         let mut applied = Vec::with_capacity(events.len());
         for incoming in events {
             if !self.identities.contains(&incoming.identity) {
+                // Exactly one more: a user holds few identities for its whole life.
+                self.identities.reserve_exact(1);
                 self.identities.push(incoming.identity.clone());
                 effects.dirty = true;
             }
@@ -240,7 +242,7 @@ impl UserRecord {
     /// Leaves a deleted segment.
     pub fn forget(&mut self, id: u64, segments: &Segments, now: Timestamp) -> Effects {
         let mut effects = Effects::default();
-        if self.segments.remove(&id) {
+        if self.segments.remove(id) {
             effects.changes.push(Change {
                 at: now,
                 entered: Vec::new(),

@@ -32,7 +32,8 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// A user's place in its shard.
+/// A user's place in its shard (8 bytes smaller than with `Leaving` inline: a shard map
+/// holds one per resident user, and few are leaving at any time).
 enum Slot {
     /// In memory; `last_used` is `uptime_ms` at its latest message.
     Active {
@@ -40,24 +41,27 @@ enum Slot {
         last_used: u64,
     },
     /// Stopping: its record is saved; a new actor may start once `done` says `true`.
-    Leaving {
-        done: watch::Receiver<bool>,
-        /// The stopping actor's address, only held (never used) until the slot is
-        /// replaced. Actix stops an actor that has no address left, and it looks for
-        /// addresses after it last looked at its mailbox: a message queued in between
-        /// (`Passivate`, and whatever was sent just before it) would be dropped
-        /// unhandled, its caller told `ShuttingDown`. Held, the actor stops only by
-        /// handling its `Passivate`.
-        _actor: Option<Addr<UserActor>>,
-    },
+    Leaving(Box<Leaving>),
+}
+
+/// A user leaving memory.
+struct Leaving {
+    done: watch::Receiver<bool>,
+    /// The stopping actor's address, only held (never used) until the slot is
+    /// replaced. Actix stops an actor that has no address left, and it looks for
+    /// addresses after it last looked at its mailbox: a message queued in between
+    /// (`Passivate`, and whatever was sent just before it) would be dropped
+    /// unhandled, its caller told `ShuttingDown`. Held, the actor stops only by
+    /// handling its `Passivate`.
+    _actor: Option<Addr<UserActor>>,
 }
 
 impl Slot {
     fn leaving(done: watch::Receiver<bool>, actor: Option<Addr<UserActor>>) -> Slot {
-        Slot::Leaving {
+        Slot::Leaving(Box::new(Leaving {
             done,
             _actor: actor,
-        }
+        }))
     }
 }
 
@@ -187,7 +191,9 @@ impl Registry {
             let mut leaving = {
                 let mut actors = locked(&self.shards[shard]);
                 match actors.get_mut(&user) {
-                    Some(Slot::Leaving { done, .. }) if !finished(done) => done.clone(),
+                    Some(Slot::Leaving(leaving)) if !finished(&leaving.done) => {
+                        leaving.done.clone()
+                    }
                     Some(Slot::Active { addr, last_used }) if addr.connected() => {
                         *last_used = uptime_ms();
                         return addr.try_send(message).map_err(mailbox_error);
@@ -237,7 +243,9 @@ impl Registry {
         let mut remaining: Vec<(u64, u64)> = Vec::new();
         for shard in &self.shards {
             let mut actors = locked(shard);
-            actors.retain(|_, slot| !matches!(slot, Slot::Leaving { done, .. } if finished(done)));
+            actors.retain(
+                |_, slot| !matches!(slot, Slot::Leaving(leaving) if finished(&leaving.done)),
+            );
             let idle_users: Vec<u64> = actors
                 .iter()
                 .filter_map(|(user, slot)| match slot {
@@ -252,7 +260,7 @@ impl Registry {
             }
             remaining.extend(actors.iter().filter_map(|(user, slot)| match slot {
                 Slot::Active { last_used, .. } => Some((*last_used, *user)),
-                Slot::Leaving { .. } => None,
+                Slot::Leaving(_) => None,
             }));
         }
         if remaining.len() > max_resident {
@@ -326,7 +334,9 @@ impl Registry {
             let (addr, mut leaving) = {
                 let mut actors = locked(&self.shards[shard]);
                 match actors.get(&user) {
-                    Some(Slot::Leaving { done, .. }) if !finished(done) => (None, done.clone()),
+                    Some(Slot::Leaving(leaving)) if !finished(&leaving.done) => {
+                        (None, leaving.done.clone())
+                    }
                     Some(Slot::Active { addr, .. }) if addr.connected() => {
                         let addr = addr.clone();
                         actors.insert(user, Slot::leaving(held, Some(addr.clone())));
@@ -430,7 +440,9 @@ impl Registry {
             let (answer, mut leaving) = {
                 let mut actors = locked(&self.shards[shard]);
                 match actors.get_mut(&user) {
-                    Some(Slot::Leaving { done, .. }) if !finished(done) => (None, done.clone()),
+                    Some(Slot::Leaving(leaving)) if !finished(&leaving.done) => {
+                        (None, leaving.done.clone())
+                    }
                     Some(Slot::Active { addr, last_used }) if addr.connected() => {
                         *last_used = uptime_ms();
                         let (reply, answer) = oneshot::channel();
@@ -479,7 +491,7 @@ impl Registry {
             let actors = locked(&self.shards[shard]);
             if !matches!(
                 actors.get(&user),
-                Some(Slot::Active { .. }) | Some(Slot::Leaving { .. })
+                Some(Slot::Active { .. }) | Some(Slot::Leaving(_))
             ) {
                 let now = self.shared.clock.now();
                 return match self.load(user)? {

@@ -134,7 +134,7 @@ fn journal_writes(
     id: u64,
     record: &mut UserRecord,
     saved: &mut Saved,
-    before_segments: &std::collections::BTreeSet<u64>,
+    before_segments: &[u64],
     now: Timestamp,
     events: &[Incoming],
 ) -> Result<(WriteSet, JournalStep), ActorError> {
@@ -166,7 +166,7 @@ fn snapshot_writes(
     id: u64,
     record: &UserRecord,
     saved: &mut Saved,
-    before_segments: &std::collections::BTreeSet<u64>,
+    before_segments: &[u64],
 ) -> Result<(WriteSet, JournalStep), ActorError> {
     let write = UserWrite::between(
         saved.due,

@@ -1,6 +1,5 @@
 //! The typed facade: identities, user records, timers, memberships, segments, metadata.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,18 +42,24 @@ pub struct UserWrite {
 
 impl UserWrite {
     /// Describes a step that moved the timer from `old_due` to `new_due` and the
-    /// membership from `before` to `after`.
+    /// membership from `before` to `after` (each sorted ascending).
     pub fn between(
         old_due: Option<Timestamp>,
         new_due: Option<Timestamp>,
-        before: &BTreeSet<u64>,
-        after: &BTreeSet<u64>,
+        before: &[u64],
+        after: &[u64],
     ) -> UserWrite {
+        let missing = |from: &[u64], ids: &[u64]| -> Vec<u64> {
+            ids.iter()
+                .filter(|id| from.binary_search(id).is_err())
+                .copied()
+                .collect()
+        };
         UserWrite {
             old_due,
             new_due,
-            joined: after.difference(before).copied().collect(),
-            left: before.difference(after).copied().collect(),
+            joined: missing(before, after),
+            left: missing(after, before),
         }
     }
 }

@@ -52,7 +52,7 @@ fn start(index: i32, unit: i64) -> i64 {
 fn add_to(buckets: &mut Vec<Bucket>, at: i32, events: u32) {
     match buckets.binary_search_by_key(&at, |b| b.0) {
         Ok(i) => buckets[i].1 = buckets[i].1.saturating_add(events),
-        Err(i) => buckets.insert(i, (at, events)),
+        Err(i) => super::insert_exact(buckets, i, (at, events)),
     }
 }
 
@@ -91,13 +91,19 @@ impl ActivityStats {
             let day = index(start(hour, HOUR_MS), DAY_MS);
             add_to(&mut self.days, day, events);
         }
+        if old > 0 {
+            self.hours.shrink_to_fit();
+        }
         let retention_edge = now.saturating_sub(retention_ms);
         let expired = self
             .days
             .iter()
             .take_while(|(d, _)| start(*d, DAY_MS) < retention_edge)
             .count();
-        self.days.drain(..expired);
+        if expired > 0 {
+            self.days.drain(..expired);
+            self.days.shrink_to_fit();
+        }
     }
 
     /// Iterates `(bucket start, events)` in the granularity used for `window`, newest first.

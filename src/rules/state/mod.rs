@@ -79,6 +79,7 @@ impl UserState {
         let due = self.pending.partition_point(|e| e.created_at <= now);
         if due > 0 {
             let events: Vec<Event> = self.pending.drain(..due).collect();
+            self.pending.shrink_to_fit();
             for event in &events {
                 self.fold(event, now, retention_ms);
             }
@@ -97,7 +98,7 @@ impl UserState {
             Ok(i) => i,
             Err(i) => {
                 let entry = (event.activity_type.clone(), ActivityStats::default());
-                self.activities.insert(i, entry);
+                insert_exact(&mut self.activities, i, entry);
                 i
             }
         };
@@ -126,7 +127,7 @@ impl UserState {
                     self.traits[i].1 = slot;
                 }
             }
-            Err(i) => self.traits.insert(i, (name.into(), Stamped { value, at })),
+            Err(i) => insert_exact(&mut self.traits, i, (name.into(), Stamped { value, at })),
         }
     }
 
@@ -139,7 +140,7 @@ impl UserState {
                 Err(i) => {
                     let mut fresh = ActivityStats::default();
                     fresh.absorb(stats, now, retention_ms);
-                    self.activities.insert(i, (name.clone(), fresh));
+                    insert_exact(&mut self.activities, i, (name.clone(), fresh));
                 }
             }
         }
@@ -159,7 +160,7 @@ impl UserState {
             match self.traits.binary_search_by(|(n, _)| n.cmp(name)) {
                 Ok(i) if theirs.at > self.traits[i].1.at => self.traits[i].1 = theirs.clone(),
                 Ok(_) => {}
-                Err(i) => self.traits.insert(i, (name.clone(), theirs.clone())),
+                Err(i) => insert_exact(&mut self.traits, i, (name.clone(), theirs.clone())),
             }
         }
         for event in &other.pending {
@@ -295,6 +296,13 @@ impl UserState {
     pub fn trait_names(&self) -> impl Iterator<Item = &str> {
         self.traits.iter().map(|(n, _)| n.as_ref())
     }
+}
+
+/// Inserts `item` at `at` growing `items` by exactly one: a user's lists are short and
+/// live long, and doubling would leave most of their memory unused.
+fn insert_exact<T>(items: &mut Vec<T>, at: usize, item: T) {
+    items.reserve_exact(1);
+    items.insert(at, item);
 }
 
 /// Picks the later of a folded value and a due pending one (pending wins a tie: it
