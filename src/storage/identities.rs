@@ -255,6 +255,7 @@ mod tests {
                 &Store::merge_log_write(b, &"log b").unwrap(),
             ])
             .unwrap();
+        assert_eq!(store.member_count(3), 1);
         let gone = Absorbed {
             user: b,
             due: Some(t(5)),
@@ -277,6 +278,7 @@ mod tests {
         );
         assert_eq!(store.due_timers(t(10)).unwrap(), vec![]);
         assert_eq!(store.members(3, None, 10).unwrap(), Vec::<u64>::new());
+        assert_eq!(store.member_count(3), 0);
     }
 
     #[test]

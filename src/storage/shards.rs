@@ -83,6 +83,7 @@ impl Store {
         }
         self.tree.apply_batch(batch)?;
         self.identities.forget_all();
+        self.members.recount(&self.tree)?;
         self.flush().await?;
         Ok(())
     }
@@ -104,6 +105,7 @@ impl Store {
         }
         self.tree.apply_batch(batch)?;
         self.identities.forget_all();
+        self.members.recount(&self.tree)?;
         self.flush().await?;
         Ok(removed)
     }
@@ -241,7 +243,9 @@ mod tests {
         assert_eq!(store.users_where(|user| user == 1).unwrap(), vec![1]);
         assert_eq!(store.timers_where(|user| user == 2).unwrap(), 1);
         assert_eq!(store.user_for_identity("cookie", "c1").unwrap(), Some(1));
+        assert_eq!(store.member_count(5), 2);
         assert_eq!(store.remove_where(of_user_one).await.unwrap(), 6);
+        assert_eq!(store.member_count(5), 1);
         assert_eq!(store.load_user::<String>(1).unwrap(), None);
         assert_eq!(store.merged_into(3).unwrap(), None);
         assert_eq!(store.user_for_identity("cookie", "c1").unwrap(), None);

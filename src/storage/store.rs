@@ -11,6 +11,7 @@ use crate::domain::Timestamp;
 use super::codec::{decode, encode};
 use super::identity_cache::IdentityCache;
 use super::keys::{self, IDENTITY, JOURNAL, MEMBER, SEGMENT, TIMER, USER};
+use super::member_counts::{MemberCounts, MemberOps};
 use super::write_set::WriteSet;
 use super::StorageError;
 
@@ -21,6 +22,8 @@ pub struct Store {
     pub(super) tree: sled::Tree,
     /// The identity index's hot entries; told of every write of the index.
     pub(super) identities: Arc<IdentityCache>,
+    /// Members per segment; told of every write of membership keys.
+    pub(super) members: Arc<MemberCounts>,
 }
 
 /// Identity index entries cached per generation (two generations at most, ~80 bytes
@@ -106,10 +109,12 @@ impl Store {
             .cache_capacity(cache_bytes)
             .open()?;
         let tree = db.open_tree("state")?;
+        let members = Arc::new(MemberCounts::count(&tree)?);
         Ok(Store {
             db,
             tree,
             identities: Arc::new(IdentityCache::new(IDENTITY_CACHE_ENTRIES)),
+            members,
         })
     }
 
@@ -187,11 +192,23 @@ impl Store {
     ) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
         let mut identities = Vec::new();
+        let mut members: MemberOps<'_> = Vec::new();
         for set in sets {
             set.add_to(&mut batch);
-            identities.extend(set.keys().filter(|key| key.first() == Some(&IDENTITY)));
+            for (key, inserted) in set.keys() {
+                match key.first() {
+                    Some(&IDENTITY) => identities.push(key),
+                    Some(&MEMBER) => members.push((key, inserted)),
+                    _ => {}
+                }
+            }
         }
+        // The committer (or, before serving, the replay) is the only writer of
+        // membership keys: what is there now is what the batch starts from.
+        let member_changes =
+            MemberCounts::changes(&members, |key| Ok(self.tree.contains_key(key)?))?;
         self.tree.apply_batch(batch)?;
+        self.members.apply(member_changes);
         for key in identities {
             self.identities.forget(key);
         }
@@ -256,9 +273,7 @@ impl Store {
 
     /// Returns how many users are in `segment`.
     pub fn member_count(&self, segment: u64) -> u64 {
-        self.tree
-            .scan_prefix(keys::with_id(MEMBER, segment))
-            .count() as u64
+        self.members.get(segment)
     }
 
     /// Saves a segment definition.
@@ -384,6 +399,20 @@ pub(super) mod tests {
                 .save_segment(store.next_segment_id().unwrap(), &"seg")
                 .unwrap();
             store.set_meta("dev_clock", &42i64).unwrap();
+            let joined = UserWrite {
+                joined: vec![1],
+                ..UserWrite::default()
+            };
+            for user in [7, 8] {
+                store
+                    .apply([&Store::user_write(user, &"u", &joined).unwrap()])
+                    .unwrap();
+            }
+            // Written again: still one member each.
+            store
+                .apply([&Store::user_write(8, &"u", &joined).unwrap()])
+                .unwrap();
+            assert_eq!(store.member_count(1), 2);
             store.flush().await.unwrap();
         }
         let store = Store::open(dir.path(), 1 << 24).unwrap();
@@ -393,5 +422,6 @@ pub(super) mod tests {
         );
         assert_eq!(store.meta::<i64>("dev_clock").unwrap(), Some(42));
         assert_eq!(store.next_segment_id().unwrap(), 2);
+        assert_eq!(store.member_count(1), 2, "counted again at open");
     }
 }

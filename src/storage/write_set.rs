@@ -26,9 +26,12 @@ impl WriteSet {
         }
     }
 
-    /// Returns the keys the set writes.
-    pub(super) fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.ops.iter().map(|(key, _)| key.as_slice())
+    /// Returns the keys the set writes, in order, each with whether it is inserted
+    /// (or removed).
+    pub(super) fn keys(&self) -> impl Iterator<Item = (&[u8], bool)> {
+        self.ops
+            .iter()
+            .map(|(key, value)| (key.as_slice(), value.is_some()))
     }
 
     /// Returns whether the set writes nothing.
