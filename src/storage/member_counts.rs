@@ -4,8 +4,8 @@
 //!
 //! Counted once at open; then every batch that writes membership keys adjusts the
 //! counts by what it actually changed (an insert of a key already there, or a removal
-//! of one that is not, changes nothing). Batches that replace many keys at once (a
-//! handoff) recount from storage.
+//! of one that is not, changes nothing). Such batches run one at a time (`write`): the
+//! committer's and a handoff's would otherwise read presence before the other's write.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,7 +17,11 @@ use super::StorageError;
 
 /// Members per segment.
 #[derive(Debug, Default)]
-pub struct MemberCounts(Mutex<HashMap<u64, u64>>);
+pub struct MemberCounts {
+    counts: Mutex<HashMap<u64, u64>>,
+    /// Held by a batch writing membership keys, from reading presence to adjusting.
+    writing: Mutex<()>,
+}
 
 /// Membership keys a batch writes, in order: `(key, inserted)`.
 pub type MemberOps<'a> = Vec<(&'a [u8], bool)>;
@@ -25,29 +29,40 @@ pub type MemberOps<'a> = Vec<(&'a [u8], bool)>;
 impl MemberCounts {
     /// Counts the members of every segment in `tree`.
     pub fn count(tree: &sled::Tree) -> Result<MemberCounts, StorageError> {
-        let counts = MemberCounts::default();
-        counts.recount(tree)?;
-        Ok(counts)
-    }
-
-    /// Counts again from `tree`.
-    pub fn recount(&self, tree: &sled::Tree) -> Result<(), StorageError> {
         let mut counts = HashMap::new();
         for key in tree.scan_prefix([MEMBER]).keys() {
             *counts.entry(segment_of(&key?)?).or_insert(0) += 1;
         }
-        *locked(&self.0) = counts;
-        Ok(())
+        Ok(MemberCounts {
+            counts: Mutex::new(counts),
+            writing: Mutex::new(()),
+        })
     }
 
     /// Returns the members of `segment`.
     pub fn get(&self, segment: u64) -> u64 {
-        locked(&self.0).get(&segment).copied().unwrap_or(0)
+        locked(&self.counts).get(&segment).copied().unwrap_or(0)
+    }
+
+    /// Runs `write`, a batch that writes the membership keys `ops` (in order, with
+    /// whether each is inserted), and adjusts the counts by what it changed, given
+    /// whether each key is there before (`present`). One such batch at a time.
+    pub fn write<T>(
+        &self,
+        ops: &[(&[u8], bool)],
+        present: impl Fn(&[u8]) -> Result<bool, StorageError>,
+        write: impl FnOnce() -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let _one_at_a_time = locked(&self.writing);
+        let changes = MemberCounts::changes(ops, present)?;
+        let written = write()?;
+        self.apply(changes);
+        Ok(written)
     }
 
     /// Returns how `ops`, applied in order, change each segment's count, given whether
     /// each key is there before the batch (`present`).
-    pub fn changes(
+    fn changes(
         ops: &[(&[u8], bool)],
         present: impl Fn(&[u8]) -> Result<bool, StorageError>,
     ) -> Result<HashMap<u64, i64>, StorageError> {
@@ -67,8 +82,8 @@ impl MemberCounts {
     }
 
     /// Applies `changes` (from `changes`) once their batch is written.
-    pub fn apply(&self, changes: HashMap<u64, i64>) {
-        let mut counts = locked(&self.0);
+    fn apply(&self, changes: HashMap<u64, i64>) {
+        let mut counts = locked(&self.counts);
         for (segment, change) in changes {
             let count = counts.entry(segment).or_insert(0);
             *count = count.saturating_add_signed(change);

@@ -78,12 +78,19 @@ impl Store {
     /// Writes `pairs` as one atomic batch and makes them durable.
     pub async fn import(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
+        let mut members = Vec::new();
         for (key, value) in pairs {
             batch.insert(key.as_slice(), value.as_slice());
+            if key.first() == Some(&MEMBER) {
+                members.push((key.as_slice(), true));
+            }
         }
-        self.tree.apply_batch(batch)?;
+        self.members.write(
+            &members,
+            |key| Ok(self.tree.contains_key(key)?),
+            || Ok(self.tree.apply_batch(batch)?),
+        )?;
         self.identities.forget_all();
-        self.members.recount(&self.tree)?;
         self.flush().await?;
         Ok(())
     }
@@ -96,16 +103,27 @@ impl Store {
     ) -> Result<u64, StorageError> {
         let mut batch = sled::Batch::default();
         let mut removed = 0;
+        let mut member_keys = Vec::new();
         for key in self.tree.iter().keys() {
             let key = key?;
             if wanted(key_owner(&key)) {
+                if key.first() == Some(&MEMBER) {
+                    member_keys.push(key.clone());
+                }
                 batch.remove(key);
                 removed += 1;
             }
         }
-        self.tree.apply_batch(batch)?;
+        let members: Vec<(&[u8], bool)> = member_keys
+            .iter()
+            .map(|key| (key.as_ref(), false))
+            .collect();
+        self.members.write(
+            &members,
+            |key| Ok(self.tree.contains_key(key)?),
+            || Ok(self.tree.apply_batch(batch)?),
+        )?;
         self.identities.forget_all();
-        self.members.recount(&self.tree)?;
         self.flush().await?;
         Ok(removed)
     }

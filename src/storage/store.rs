@@ -203,12 +203,11 @@ impl Store {
                 }
             }
         }
-        // The committer (or, before serving, the replay) is the only writer of
-        // membership keys: what is there now is what the batch starts from.
-        let member_changes =
-            MemberCounts::changes(&members, |key| Ok(self.tree.contains_key(key)?))?;
-        self.tree.apply_batch(batch)?;
-        self.members.apply(member_changes);
+        self.members.write(
+            &members,
+            |key| Ok(self.tree.contains_key(key)?),
+            || Ok(self.tree.apply_batch(batch)?),
+        )?;
         for key in identities {
             self.identities.forget(key);
         }
