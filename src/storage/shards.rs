@@ -85,11 +85,7 @@ impl Store {
                 members.push((key.as_slice(), true));
             }
         }
-        self.members.write(
-            &members,
-            |key| Ok(self.tree.contains_key(key)?),
-            || Ok(self.tree.apply_batch(batch)?),
-        )?;
+        self.apply_counting_members(batch, &members)?;
         self.identities.forget_all();
         self.flush().await?;
         Ok(())
@@ -118,11 +114,7 @@ impl Store {
             .iter()
             .map(|key| (key.as_ref(), false))
             .collect();
-        self.members.write(
-            &members,
-            |key| Ok(self.tree.contains_key(key)?),
-            || Ok(self.tree.apply_batch(batch)?),
-        )?;
+        self.apply_counting_members(batch, &members)?;
         self.identities.forget_all();
         self.flush().await?;
         Ok(removed)

@@ -203,15 +203,25 @@ impl Store {
                 }
             }
         }
-        self.members.write(
-            &members,
-            |key| Ok(self.tree.contains_key(key)?),
-            || Ok(self.tree.apply_batch(batch)?),
-        )?;
+        self.apply_counting_members(batch, &members)?;
         for key in identities {
             self.identities.forget(key);
         }
         Ok(())
+    }
+
+    /// Applies `batch`, which writes the membership keys `members` (in order, with
+    /// whether each is inserted), and adjusts the member counts by what it changed.
+    pub(super) fn apply_counting_members(
+        &self,
+        batch: sled::Batch,
+        members: &[(&[u8], bool)],
+    ) -> Result<(), StorageError> {
+        self.members.write(
+            members,
+            |key| Ok(self.tree.contains_key(key)?),
+            || Ok(self.tree.apply_batch(batch)?),
+        )
     }
 
     /// Returns the timers due at or before `until`, earliest first.
