@@ -7,6 +7,7 @@
 use std::ops::Bound;
 
 use super::keys::{self, ABSORBED, IDENTITY, MEMBER, MERGE_LOG, OUTBOX, TIMER, USER};
+use super::member_counts::MemberOps;
 use super::store::Store;
 use super::StorageError;
 
@@ -78,7 +79,7 @@ impl Store {
     /// Writes `pairs` as one atomic batch and makes them durable.
     pub async fn import(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        let mut members = Vec::new();
+        let mut members: MemberOps<'_> = Vec::new();
         for (key, value) in pairs {
             batch.insert(key.as_slice(), value.as_slice());
             if key.first() == Some(&MEMBER) {
