@@ -44,6 +44,8 @@ pub struct Metrics {
     pub journal_entries: IntGauge,
     /// User snapshots written (whole records saved).
     pub snapshots: IntCounter,
+    /// Overlays written: steps that changed only a stored user's membership or timer.
+    pub overlays: IntCounter,
     /// Stored user records that failed to decode (each rebuilt from the journal).
     pub snapshot_decode_failures: IntCounter,
     /// HTTP latency by route pattern, method and status class.
@@ -214,6 +216,11 @@ impl Metrics {
                 "Journal entries in storage, not yet covered by snapshots",
             ),
             snapshots: counter(r, "uss_snapshots_total", "User snapshots written"),
+            overlays: counter(
+                r,
+                "uss_overlays_total",
+                "Membership and timer changes written without rewriting the user's record",
+            ),
             snapshot_decode_failures: counter(
                 r,
                 "uss_snapshot_decode_failures_total",

@@ -9,6 +9,7 @@ use super::identity::{storage, IdentityService, Owner};
 use super::merge::{MergeLog, Refusal, RefusedLink};
 use super::merge_step::{AbsorbedUser, Claim, MergePlan};
 use super::messages::Merge;
+use super::overlay::load_record;
 use super::peers::Surrender;
 use super::record::{Identity, UserRecord};
 use super::registry::Hold;
@@ -163,9 +164,7 @@ impl IdentityService {
         survivor: u64,
     ) -> Result<Option<(UserRecord, MergeLog, bool)>, ActorError> {
         if self.peers.owns_user(user) {
-            let record: UserRecord = self
-                .store
-                .load_user(user)
+            let record = load_record(&self.store, user)
                 .map_err(storage)?
                 .unwrap_or_default();
             let log: MergeLog = self

@@ -27,6 +27,7 @@ mod merge;
 mod merge_plan;
 mod merge_step;
 mod messages;
+mod overlay;
 mod peers;
 mod record;
 mod registry;

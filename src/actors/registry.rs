@@ -587,6 +587,46 @@ mod tests {
         });
     }
 
+    /// A backfill that only changes a stored user's membership writes it as an overlay:
+    /// the record is not rewritten, and loading the user gives the new membership.
+    #[test]
+    fn a_backfill_over_a_stored_user_leaves_its_record_as_it_is() {
+        use crate::actors::{Segment, SegmentDef, UserRecord};
+        use crate::storage::UserWrite;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 24).unwrap();
+        actix_rt::System::new().block_on(async {
+            let registry = registry(store.clone());
+            let at = Timestamp::from_millis(0);
+            let mut record = UserRecord::default();
+            let event = crate::domain::Event::new("page_viewed", at);
+            record.state.apply(&event, at, 0);
+            let stored = Store::user_write(7, &record, &UserWrite::default()).unwrap();
+            store.apply([&stored]).unwrap();
+            let rule = "count(page_viewed) >= 1";
+            registry.shared.catalog.put(Segment {
+                def: SegmentDef {
+                    id: 1,
+                    name: "viewers".into(),
+                    rule: rule.into(),
+                    description: None,
+                    created_at: at,
+                    updated_at: at,
+                    ready: false,
+                },
+                rule: crate::rules::compile(rule, &crate::rules::Limits::default()).unwrap(),
+            });
+            let receipt = registry.update(7, UserOp::Reevaluate(1)).await.unwrap();
+            receipt.await.unwrap().unwrap();
+            assert_eq!(store.load_user::<UserRecord>(7).unwrap(), Some(record));
+            assert!(store.is_member(1, 7).unwrap());
+            let (loaded, _) = load_user(&registry.shared, 7).unwrap().unwrap();
+            assert_eq!(&*loaded.segments, &[1]);
+            assert_eq!(registry.shared.metrics.overlays.get(), 1);
+            assert_eq!(registry.shared.metrics.snapshots.get(), 0);
+        });
+    }
+
     #[test]
     fn the_shard_hash_is_pinned() {
         // Placement is a compatibility contract (shard keys, handoff): never change these.

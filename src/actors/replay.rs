@@ -1,5 +1,5 @@
-//! Loading users back from storage: the snapshot (the record saved whole), then the
-//! journal parts it does not cover. At start-up every part is replayed and every user it
+//! Loading users back from storage: the snapshot (the record saved whole, with its
+//! overlay), then the journal parts it does not cover. At start-up every part is replayed and every user it
 //! touched saved whole, so the journal starts empty; while the node runs, a user is
 //! replayed only if it left memory with parts unsaved (a failed write). A snapshot that
 //! fails to decode is counted, logged and rebuilt from the journal, never dropped
@@ -14,6 +14,7 @@ use crate::storage::{StorageError, Store, UserWrite, WriteSet};
 
 use super::catalog::Segments;
 use super::journal::ReplayedPart;
+use super::overlay::load_record;
 use super::record::UserRecord;
 use super::step::Saved;
 use super::user::UserContext;
@@ -39,7 +40,7 @@ struct Rebuilt {
 /// parts were merged into the survivor) and for an unknown one when `create` is false.
 fn snapshot(shared: &UserContext, user: u64, create: bool) -> Result<Option<Rebuilt>, ActorError> {
     let store = &shared.store;
-    let stored = match store.load_user::<UserRecord>(user) {
+    let stored = match load_record(store, user) {
         Ok(stored) => stored,
         Err(StorageError::Decode(reason)) => {
             shared.metrics.snapshot_decode_failures.inc();

@@ -1,14 +1,17 @@
 //! One step on a user's record — apply events, catch up with time, re-evaluate a
 //! segment — and how it is persisted: a step that applies events on a resident user
-//! becomes a journal part (its events, a few bytes), any other step saves the whole
-//! record (a snapshot) with its timer. Membership changes are written at once either
-//! way, so that member lists never lag behind the pushes.
+//! becomes a journal part (its events, a few bytes); a step that changed only the
+//! membership and timer of a user stored as it is writes them as its overlay (a
+//! backfill or a time-only flip does not rewrite the record); any other step saves the
+//! whole record (a snapshot) with its timer. Membership changes are written at once
+//! every way, so that member lists never lag behind the pushes.
 
 use crate::domain::Timestamp;
 use crate::storage::{journal_part, Store, UserWrite, WriteSet};
 
 use super::committer::Receipt;
 use super::journal::{JournalPart, JournalStep};
+use super::overlay::Overlay;
 use super::record::{Effects, Incoming, UserRecord};
 use super::user::UserContext;
 use super::view::activity_summaries_where;
@@ -48,7 +51,8 @@ impl Saved {
 pub enum Persist<'a> {
     /// As a journal part holding these events (a resident user's event step).
     Journal(&'a [Incoming]),
-    /// As a snapshot of the whole record, when anything changed or was left unsaved.
+    /// As a snapshot of the whole record, when anything changed or was left unsaved; as
+    /// an overlay when only the membership or timer of a user stored as it is changed.
     Snapshot,
 }
 
@@ -102,8 +106,13 @@ pub fn step(
         // ticks that flip nothing read-only.
         return Ok(None);
     }
+    let membership_only = !effects.dirty && saved.stored && saved.unsaved_steps == 0;
     let (writes, journal_step) = match journal {
         Some(events) => journal_writes(shared, id, record, saved, &before_segments, now, events)?,
+        None if membership_only => (
+            overlay_writes(shared, id, record, saved, &before_segments)?,
+            None,
+        ),
         None => snapshot_writes(shared, id, record, saved, &before_segments)?,
     };
     if old_due != record.next_due {
@@ -122,7 +131,7 @@ pub fn step(
         .collect();
     Ok(Some(shared.committer.submit(
         writes,
-        Some(journal_step),
+        journal_step,
         notifications,
     )))
 }
@@ -137,7 +146,7 @@ fn journal_writes(
     before_segments: &[u64],
     now: Timestamp,
     events: &[Incoming],
-) -> Result<(WriteSet, JournalStep), ActorError> {
+) -> Result<(WriteSet, Option<JournalStep>), ActorError> {
     record.version += 1;
     let part = JournalPart {
         user: id,
@@ -156,7 +165,7 @@ fn journal_writes(
     }
     Ok((
         Store::index_write(id, &membership),
-        JournalStep::Part { user: id, bytes },
+        Some(JournalStep::Part { user: id, bytes }),
     ))
 }
 
@@ -167,7 +176,7 @@ fn snapshot_writes(
     record: &UserRecord,
     saved: &mut Saved,
     before_segments: &[u64],
-) -> Result<(WriteSet, JournalStep), ActorError> {
+) -> Result<(WriteSet, Option<JournalStep>), ActorError> {
     let write = UserWrite::between(
         saved.due,
         record.next_due,
@@ -176,14 +185,40 @@ fn snapshot_writes(
     );
     let writes = Store::user_write(id, record, &write).map_err(storage)?;
     saved_whole(shared, id, record, saved);
-    Ok((writes, JournalStep::Saved(id)))
+    Ok((writes, Some(JournalStep::Saved(id))))
+}
+
+/// The timer move and membership changes, with the membership and timer as the user's
+/// overlay: the stored record is left as it is.
+fn overlay_writes(
+    shared: &UserContext,
+    id: u64,
+    record: &UserRecord,
+    saved: &mut Saved,
+    before_segments: &[u64],
+) -> Result<WriteSet, ActorError> {
+    let write = UserWrite::between(
+        saved.due,
+        record.next_due,
+        before_segments,
+        &record.segments,
+    );
+    let writes = Store::overlay_write(id, &Overlay::of(record), &write).map_err(storage)?;
+    stored_as_is(shared, id, record, saved);
+    shared.metrics.overlays.inc();
+    Ok(writes)
 }
 
 /// Notes that `record` is being saved whole: storage will hold it as it is.
 pub fn saved_whole(shared: &UserContext, id: u64, record: &UserRecord, saved: &mut Saved) {
+    stored_as_is(shared, id, record, saved);
+    shared.metrics.snapshots.inc();
+}
+
+/// Notes that storage will hold `record` as it is, its timer included.
+fn stored_as_is(shared: &UserContext, id: u64, record: &UserRecord, saved: &mut Saved) {
     if saved.due_soon {
         shared.due_soon.forget(id);
     }
     *saved = Saved::loaded(record);
-    shared.metrics.snapshots.inc();
 }

@@ -13,6 +13,7 @@ use crate::storage::{Absorbed, Store, WriteSet};
 use super::identity::{storage, IdentityService};
 use super::merge::MergeLog;
 use super::merge_step::{AbsorbedUser, MergePlan};
+use super::overlay::load_record;
 use super::peers::{Parcel, Surrender};
 use super::record::UserRecord;
 use super::view::activity_summaries;
@@ -73,7 +74,7 @@ impl IdentityService {
         if let Some(target) = self.store.merged_into(user).map_err(storage)? {
             return Ok(Surrender::MergedInto(target));
         }
-        let Some(record) = self.store.load_user::<UserRecord>(user).map_err(storage)? else {
+        let Some(record) = load_record(&self.store, user).map_err(storage)? else {
             return Ok(Surrender::Unknown);
         };
         let log: MergeLog = self

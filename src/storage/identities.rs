@@ -9,7 +9,7 @@ use crate::domain::Timestamp;
 
 use super::codec::{decode, encode};
 use super::identity_cache::Generation;
-use super::keys::{self, ABSORBED, MEMBER, MERGE_LOG, USER};
+use super::keys::{self, ABSORBED, MEMBER, MERGE_LOG, OVERLAY, USER};
 use super::store::{key_suffix, user_ops, Store, UserWrite};
 use super::write_set::WriteSet;
 use super::StorageError;
@@ -185,12 +185,13 @@ impl Store {
     }
 }
 
-/// Adds to `batch` the removal of an absorbed user (record, log, timer, membership), its
-/// identities pointed at the survivor, and its id and the ids it had absorbed
-/// redirected to the survivor.
+/// Adds to `batch` the removal of an absorbed user (record, overlay, log, timer,
+/// membership), its identities pointed at the survivor, and its id and the ids it had
+/// absorbed redirected to the survivor.
 pub(super) fn absorbed_ops(batch: &mut WriteSet, survivor: u64, gone: &Absorbed) {
     let target = survivor.to_be_bytes();
     batch.remove(&keys::with_id(USER, gone.user));
+    batch.remove(&keys::with_id(OVERLAY, gone.user));
     batch.remove(&keys::with_id(MERGE_LOG, gone.user));
     if let Some(due) = gone.due {
         batch.remove(&keys::timer(due, gone.user));

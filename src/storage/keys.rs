@@ -13,6 +13,7 @@
 //! | `l` | user id | merge log (codec) |
 //! | `o` | user id | a user given up to a survivor on another node, until it has it (codec) |
 //! | `j` | sequence number | one journal entry: the events of one group commit (codec) |
+//! | `n` | user id | the user's membership and timer when newer than its record (codec) |
 
 use crate::domain::Timestamp;
 
@@ -26,6 +27,7 @@ pub(crate) const ABSORBED: u8 = b'a';
 pub(crate) const MERGE_LOG: u8 = b'l';
 pub(crate) const OUTBOX: u8 = b'o';
 pub(crate) const JOURNAL: u8 = b'j';
+pub(crate) const OVERLAY: u8 = b'n';
 
 pub(crate) fn identity(id_type: &str, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(2 + id_type.len() + id.len());

@@ -6,7 +6,7 @@
 
 use std::ops::Bound;
 
-use super::keys::{self, ABSORBED, IDENTITY, MEMBER, MERGE_LOG, OUTBOX, TIMER, USER};
+use super::keys::{self, ABSORBED, IDENTITY, MEMBER, MERGE_LOG, OUTBOX, OVERLAY, TIMER, USER};
 use super::member_counts::MemberOps;
 use super::store::Store;
 use super::StorageError;
@@ -14,9 +14,9 @@ use super::StorageError;
 /// What a key is about, for placing it on a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyOwner<'a> {
-    /// A user: its record (`u`), merge log (`l`), timer (`t`), segment membership (`m`),
-    /// or, when it was absorbed, its redirect (`a`) and, while a survivor on another node
-    /// takes it in, its outbox entry (`o`).
+    /// A user: its record (`u`) and overlay (`n`), merge log (`l`), timer (`t`), segment
+    /// membership (`m`), or, when it was absorbed, its redirect (`a`) and, while a
+    /// survivor on another node takes it in, its outbox entry (`o`).
     User(u64),
     /// An identity's index entry (`i`): the bytes `id_type \0 id`.
     Identity(&'a [u8]),
@@ -28,7 +28,7 @@ pub enum KeyOwner<'a> {
 pub fn key_owner(key: &[u8]) -> KeyOwner<'_> {
     let user_at = |offset| keys::u64_at(key, offset).map_or(KeyOwner::Node, KeyOwner::User);
     match key.first() {
-        Some(&(USER | MERGE_LOG | ABSORBED | OUTBOX)) => user_at(1),
+        Some(&(USER | OVERLAY | MERGE_LOG | ABSORBED | OUTBOX)) => user_at(1),
         Some(&(TIMER | MEMBER)) => user_at(9),
         Some(&IDENTITY) => KeyOwner::Identity(&key[1..]),
         _ => KeyOwner::Node,
@@ -156,6 +156,7 @@ mod tests {
     fn every_key_kind_names_its_user_or_identity() {
         let t = Timestamp::from_millis;
         assert_eq!(key_owner(&keys::with_id(USER, 7)), KeyOwner::User(7));
+        assert_eq!(key_owner(&keys::with_id(OVERLAY, 7)), KeyOwner::User(7));
         assert_eq!(key_owner(&keys::with_id(MERGE_LOG, 8)), KeyOwner::User(8));
         assert_eq!(key_owner(&keys::with_id(ABSORBED, 9)), KeyOwner::User(9));
         assert_eq!(key_owner(&keys::with_id(OUTBOX, 9)), KeyOwner::User(9));

@@ -10,7 +10,7 @@ use crate::domain::Timestamp;
 
 use super::codec::{decode, encode};
 use super::identity_cache::IdentityCache;
-use super::keys::{self, IDENTITY, JOURNAL, MEMBER, SEGMENT, TIMER, USER};
+use super::keys::{self, IDENTITY, JOURNAL, MEMBER, OVERLAY, SEGMENT, TIMER, USER};
 use super::member_counts::{MemberCounts, MemberOps};
 use super::write_set::WriteSet;
 use super::StorageError;
@@ -71,7 +71,8 @@ pub(super) fn key_suffix(key: &[u8], offset: usize) -> Result<u64, StorageError>
     keys::u64_at(key, offset).ok_or_else(|| StorageError::Decode("short key".into()))
 }
 
-/// Adds a user's record, timer move and membership changes to `set`.
+/// Adds a user's record, timer move and membership changes to `set`. The record holds
+/// its membership and timer, so an overlay of them is dropped.
 pub(super) fn user_ops<T: Serialize>(
     set: &mut WriteSet,
     user: u64,
@@ -79,6 +80,7 @@ pub(super) fn user_ops<T: Serialize>(
     write: &UserWrite,
 ) -> Result<(), StorageError> {
     set.insert(&keys::with_id(USER, user), encode(record)?);
+    set.remove(&keys::with_id(OVERLAY, user));
     index_ops(set, user, write);
     Ok(())
 }
@@ -137,6 +139,14 @@ impl Store {
             .transpose()
     }
 
+    /// Loads a user's overlay: its membership and timer, when newer than its record.
+    pub fn load_overlay<T: DeserializeOwned>(&self, user: u64) -> Result<Option<T>, StorageError> {
+        self.tree
+            .get(keys::with_id(OVERLAY, user))?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
     /// Returns whether a record of `user` is stored (without reading it).
     pub fn has_user(&self, user: u64) -> Result<bool, StorageError> {
         Ok(self.tree.contains_key(keys::with_id(USER, user))?)
@@ -178,6 +188,19 @@ impl Store {
         let mut set = WriteSet::default();
         index_ops(&mut set, user, write);
         set
+    }
+
+    /// Returns the writes that move a user's timer and membership and store them as its
+    /// `overlay`, leaving its record as it is (a step that changed nothing else).
+    pub fn overlay_write<T: Serialize>(
+        user: u64,
+        overlay: &T,
+        write: &UserWrite,
+    ) -> Result<WriteSet, StorageError> {
+        let mut set = WriteSet::default();
+        set.insert(&keys::with_id(OVERLAY, user), encode(overlay)?);
+        index_ops(&mut set, user, write);
+        Ok(set)
     }
 
     /// Returns whether `user` is stored as a member of `segment`.

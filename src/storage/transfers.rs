@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::codec::{decode, encode};
 use super::identities::{absorbed_ops, Absorbed};
-use super::keys::{self, ABSORBED, MEMBER, MERGE_LOG, OUTBOX, USER};
+use super::keys::{self, ABSORBED, MEMBER, MERGE_LOG, OUTBOX, OVERLAY, USER};
 use super::store::{key_suffix, Store};
 use super::write_set::WriteSet;
 use super::StorageError;
@@ -39,6 +39,7 @@ impl Store {
         let user = gone.user;
         let own = user.to_be_bytes();
         batch.insert(&keys::with_id(USER, user), encode(record)?);
+        batch.remove(&keys::with_id(OVERLAY, user));
         batch.insert(&keys::with_id(MERGE_LOG, user), encode(log)?);
         if let Some(due) = gone.due {
             batch.insert(&keys::timer(due, user), Vec::new());

@@ -1,0 +1,122 @@
+//! A user's overlay: its membership and timer, stored beside its record by a step that
+//! changed nothing else of the user (a backfill, a time-only flip, a deleted segment).
+//! Such a step writes a few bytes instead of rewriting the whole record; loading the user
+//! applies the overlay, and the next whole save of the record drops it.
+
+use serde::{Deserialize, Serialize};
+use tracing::error;
+
+use crate::domain::Timestamp;
+use crate::storage::{StorageError, Store};
+
+use super::record::UserRecord;
+use super::segment_set::SegmentSet;
+
+/// What a user's record says of its membership and timer, when newer than the record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Overlay {
+    /// The segments the user is in.
+    pub segments: SegmentSet,
+    /// When the user must be evaluated again with no new event.
+    pub next_due: Option<Timestamp>,
+}
+
+impl Overlay {
+    /// The membership and timer of `record`.
+    pub fn of(record: &UserRecord) -> Overlay {
+        Overlay {
+            segments: record.segments.clone(),
+            next_due: record.next_due,
+        }
+    }
+
+    fn apply_to(self, record: &mut UserRecord) {
+        record.segments = self.segments;
+        record.next_due = self.next_due;
+    }
+}
+
+/// Loads a user's record with its overlay applied. An overlay that does not decode is
+/// logged and skipped: the record's own membership and timer are older but whole, and
+/// the membership keys stay right.
+pub fn load_record(store: &Store, user: u64) -> Result<Option<UserRecord>, StorageError> {
+    let Some(mut record) = store.load_user::<UserRecord>(user)? else {
+        return Ok(None);
+    };
+    match store.load_overlay::<Overlay>(user) {
+        Ok(Some(overlay)) => overlay.apply_to(&mut record),
+        Ok(None) => {}
+        Err(StorageError::Decode(reason)) => {
+            error!(user_id = user, %reason, "user overlay does not decode; using its record's membership and timer");
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(Some(record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{UserWrite, WriteSet};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        (dir, store)
+    }
+
+    fn ms(millis: i64) -> Timestamp {
+        Timestamp::from_millis(millis)
+    }
+
+    fn record(segments: &[u64], due: Option<i64>) -> UserRecord {
+        let mut record = UserRecord {
+            next_due: due.map(ms),
+            ..UserRecord::default()
+        };
+        for id in segments {
+            record.segments.insert(*id);
+        }
+        record
+    }
+
+    fn apply(store: &Store, set: WriteSet) {
+        store.apply([&set]).unwrap();
+    }
+
+    #[test]
+    fn an_overlay_changes_membership_and_timer_until_the_record_is_saved_again() {
+        let (_dir, store) = store();
+        let saved = record(&[1], Some(10));
+        apply(
+            &store,
+            Store::user_write(7, &saved, &UserWrite::default()).unwrap(),
+        );
+        let raw = |store: &Store| store.load_user::<UserRecord>(7).unwrap();
+        assert_eq!(load_record(&store, 7).unwrap(), Some(saved.clone()));
+
+        let flipped = record(&[1, 2], Some(20));
+        let write = UserWrite::between(Some(ms(10)), Some(ms(20)), &[1], &[1, 2]);
+        apply(
+            &store,
+            Store::overlay_write(7, &Overlay::of(&flipped), &write).unwrap(),
+        );
+        assert_eq!(
+            raw(&store),
+            Some(saved),
+            "the record itself is not rewritten"
+        );
+        assert_eq!(load_record(&store, 7).unwrap(), Some(flipped.clone()));
+        assert!(store.is_member(2, 7).unwrap());
+        assert_eq!(store.timer_dues_of(7).unwrap(), vec![ms(20)]);
+
+        let whole = record(&[2], Some(20));
+        apply(
+            &store,
+            Store::user_write(7, &whole, &UserWrite::default()).unwrap(),
+        );
+        assert_eq!(store.load_overlay::<Overlay>(7).unwrap(), None);
+        assert_eq!(load_record(&store, 7).unwrap(), Some(whole));
+        assert_eq!(load_record(&store, 8).unwrap(), None);
+    }
+}
