@@ -106,7 +106,7 @@ mod tests {
             Some(saved),
             "the record itself is not rewritten"
         );
-        assert_eq!(load_record(&store, 7).unwrap(), Some(flipped.clone()));
+        assert_eq!(load_record(&store, 7).unwrap(), Some(flipped));
         assert!(store.is_member(2, 7).unwrap());
         assert_eq!(store.timer_dues_of(7).unwrap(), vec![ms(20)]);
 
