@@ -587,10 +587,11 @@ mod tests {
         });
     }
 
-    /// A backfill that only changes a stored user's membership writes it as an overlay:
-    /// the record is not rewritten, and loading the user gives the new membership.
+    /// A backfill that only changes a resident user's membership writes it as an
+    /// overlay: its record is not rewritten, and loading it gives the new membership. A
+    /// user not in memory, loaded for the step, is saved whole.
     #[test]
-    fn a_backfill_over_a_stored_user_leaves_its_record_as_it_is() {
+    fn a_backfill_overlays_resident_users_and_rewrites_the_others() {
         use crate::actors::{Segment, SegmentDef, UserRecord};
         use crate::storage::UserWrite;
         let dir = tempfile::tempdir().unwrap();
@@ -601,8 +602,10 @@ mod tests {
             let mut record = UserRecord::default();
             let event = crate::domain::Event::new("page_viewed", at);
             record.state.apply(&event, at, 0);
-            let stored = Store::user_write(7, &record, &UserWrite::default()).unwrap();
-            store.apply([&stored]).unwrap();
+            for user in [7, 8] {
+                let stored = Store::user_write(user, &record, &UserWrite::default()).unwrap();
+                store.apply([&stored]).unwrap();
+            }
             let rule = "count(page_viewed) >= 1";
             registry.shared.catalog.put(Segment {
                 def: SegmentDef {
@@ -616,14 +619,19 @@ mod tests {
                 },
                 rule: crate::rules::compile(rule, &crate::rules::Limits::default()).unwrap(),
             });
-            let receipt = registry.update(7, UserOp::Reevaluate(1)).await.unwrap();
-            receipt.await.unwrap().unwrap();
+            registry.ask(7, |reply| GetView { reply }).await.unwrap();
+            for user in [7, 8] {
+                let receipt = registry.update(user, UserOp::Reevaluate(1)).await.unwrap();
+                receipt.await.unwrap().unwrap();
+                assert!(store.is_member(1, user).unwrap());
+                let (loaded, _) = load_user(&registry.shared, user).unwrap().unwrap();
+                assert_eq!(&*loaded.segments, &[1]);
+            }
             assert_eq!(store.load_user::<UserRecord>(7).unwrap(), Some(record));
-            assert!(store.is_member(1, 7).unwrap());
-            let (loaded, _) = load_user(&registry.shared, 7).unwrap().unwrap();
-            assert_eq!(&*loaded.segments, &[1]);
+            let rewritten = store.load_user::<UserRecord>(8).unwrap().unwrap();
+            assert_eq!(&*rewritten.segments, &[1]);
             assert_eq!(registry.shared.metrics.overlays.get(), 1);
-            assert_eq!(registry.shared.metrics.snapshots.get(), 0);
+            assert_eq!(registry.shared.metrics.snapshots.get(), 1);
         });
     }
 

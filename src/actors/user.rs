@@ -155,7 +155,7 @@ impl Handler<Update> for UserActor {
         if self.merged_into.is_some() {
             return answer(msg.reply, Ok(nothing_to_do()));
         }
-        let result = self.step(Persist::Snapshot, |record, shared| {
+        let result = self.step(Persist::Overlay, |record, shared| {
             let segments = shared.catalog.snapshot();
             msg.op
                 .run(record, &segments, shared.clock.now(), shared.retention_ms)

@@ -17,7 +17,9 @@ pub struct StorageSection {
     /// faster (17% with 256 MiB); returning users' ingest did not change.
     pub cache_capacity_bytes: u64,
     /// How often users with journaled events are saved whole (snapshots), after which
-    /// the journal entries behind them are dropped.
+    /// the journal entries behind them are dropped. Longer saves CPU (5 s: 15% less per
+    /// event batched) but lengthens the replay after a crash (5 s: a million users
+    /// recovered in 41 s instead of 18 s).
     pub snapshot_interval_ms: u64,
 }
 
