@@ -65,7 +65,7 @@ fn recover_totals(
     now: Timestamp,
 ) -> anyhow::Result<usize> {
     let held = |user| ownership.holds_user(user);
-    let users = totals.add_stored(store, &store.users_where(held)?, now)?;
+    let users = totals.add_stored(store, held, now)?;
     metrics.timers_pending.set(store.timers_where(held)? as i64);
     Ok(users)
 }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use tracing::warn;
+
 use crate::domain::Timestamp;
 use crate::storage::{StorageError, Store};
 use crate::sync::locked;
@@ -44,38 +46,47 @@ impl ActivityTotals {
         }
     }
 
-    /// Adds the totals of `users` as stored (at recovery, or when a node takes them
-    /// over); returns how many have a record.
+    /// Adds the totals of the stored users `wanted` picks (at recovery, or when a node
+    /// takes them over); returns how many were counted.
     pub fn add_stored(
         &self,
         store: &Store,
-        users: &[u64],
+        wanted: impl Fn(u64) -> bool,
         now: Timestamp,
     ) -> Result<usize, StorageError> {
-        self.stored(store, users, now, false)
+        self.stored(store, wanted, now, false)
     }
 
-    /// Takes away the totals of `users` as stored (this node hands them over).
+    /// Takes away the totals of the stored users `wanted` picks (this node hands them
+    /// over).
     pub fn remove_stored(
         &self,
         store: &Store,
-        users: &[u64],
+        wanted: impl Fn(u64) -> bool,
         now: Timestamp,
     ) -> Result<usize, StorageError> {
-        self.stored(store, users, now, true)
+        self.stored(store, wanted, now, true)
     }
 
+    /// Reads the records in one pass over storage (a million users: one scan, not a
+    /// million lookups). A record that does not decode is skipped and logged: its user
+    /// is rebuilt from the journal when it loads.
     fn stored(
         &self,
         store: &Store,
-        users: &[u64],
+        wanted: impl Fn(u64) -> bool,
         now: Timestamp,
         removing: bool,
     ) -> Result<usize, StorageError> {
         let mut counted = 0;
-        for user in users {
-            let Some(record) = store.load_user::<UserRecord>(*user)? else {
-                continue;
+        for entry in store.records_where::<UserRecord>(wanted) {
+            let record = match entry {
+                Ok(record) => record,
+                Err(StorageError::Decode(reason)) => {
+                    warn!(%reason, "a user record does not decode; its activity is not counted");
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             let summaries = activity_summaries(&record, now);
             if removing {

@@ -6,6 +6,9 @@
 
 use std::ops::Bound;
 
+use serde::de::DeserializeOwned;
+
+use super::codec::decode;
 use super::keys::{self, ABSORBED, IDENTITY, MEMBER, MERGE_LOG, OUTBOX, OVERLAY, TIMER, USER};
 use super::member_counts::MemberOps;
 use super::store::Store;
@@ -119,6 +122,21 @@ impl Store {
         self.identities.forget_all();
         self.flush().await?;
         Ok(removed)
+    }
+
+    /// Reads the records of the users `wanted` picks, in one pass, ascending by id.
+    pub fn records_where<T: DeserializeOwned>(
+        &self,
+        wanted: impl Fn(u64) -> bool,
+    ) -> impl Iterator<Item = Result<T, StorageError>> {
+        self.tree.scan_prefix([USER]).filter_map(move |entry| {
+            let (key, value) = match entry {
+                Ok(pair) => pair,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let user = keys::u64_at(&key, 1)?;
+            wanted(user).then(|| decode(&value))
+        })
     }
 
     /// Returns the users with a record whose id `wanted` picks, ascending.
@@ -253,6 +271,11 @@ mod tests {
     async fn removal_takes_exactly_the_picked_keys() {
         let (_dir, store) = populated();
         assert_eq!(store.users_where(|user| user == 1).unwrap(), vec![1]);
+        let records: Vec<String> = store
+            .records_where(|user| user == 2)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(records, vec!["record".to_owned()]);
         assert_eq!(store.timers_where(|user| user == 2).unwrap(), 1);
         assert_eq!(store.user_for_identity("cookie", "c1").unwrap(), Some(1));
         assert_eq!(store.member_count(5), 2);

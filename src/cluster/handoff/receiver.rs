@@ -95,8 +95,7 @@ impl Handoff {
         let shards: BTreeSet<u16> = complete.keys().copied().collect();
         let of_shards = |user: u64| shards.contains(&user_shard(user));
         let now = services.clock.now();
-        let users = self.store.users_where(of_shards)?;
-        services.totals.add_stored(&self.store, &users, now)?;
+        let users = services.totals.add_stored(&self.store, of_shards, now)?;
         let timers = self.store.timers_where(of_shards)?;
         services.metrics.timers_pending.add(timers as i64);
         for shard in &shards {
@@ -111,7 +110,7 @@ impl Handoff {
             debug!(shard, node = %from, keys, "shard taken over");
         }
         let keys: u64 = complete.values().sum();
-        info!(node = %from, shards = shards.len(), users = users.len(), keys, "shards taken over");
+        info!(node = %from, shards = shards.len(), users, keys, "shards taken over");
         if let Err(e) = services.timers.fire_due(now).await {
             warn!(error = %e, "some timers of the shards taken over did not fire; they fire on the next pass");
         }

@@ -116,7 +116,7 @@ impl Handoff {
         let timers = self.store.timers_where(of_shards)?;
         services
             .totals
-            .remove_stored(&self.store, &users, services.clock.now())?;
+            .remove_stored(&self.store, of_shards, services.clock.now())?;
         let removed = self.store.remove_where(picked).await?;
         for user in &users {
             services.registry.evict(*user);
