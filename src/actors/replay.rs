@@ -46,11 +46,13 @@ fn snapshot(shared: &UserContext, user: u64, create: bool) -> Result<Option<Rebu
             shared.metrics.snapshot_decode_failures.inc();
             error!(user_id = user, %reason, "user snapshot does not decode; rebuilding it from the journal");
             let stored_due = store.timer_dues_of(user).map_err(storage)?.first().copied();
+            // Not `stored`: its next step saves it whole over the bytes that do not
+            // decode, never an overlay beside them.
             return Ok(Some(Rebuilt {
                 record: UserRecord::default(),
                 stored_due,
                 applied: 0,
-                stored: true,
+                stored: false,
             }));
         }
         Err(e) => return Err(storage(e)),
