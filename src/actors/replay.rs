@@ -5,7 +5,6 @@
 //! fails to decode is counted, logged and rebuilt from the journal, never dropped
 //! silently.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use tracing::{error, info};
@@ -129,44 +128,77 @@ pub fn load_user(
 /// Start-up: replays every journal part on its user's snapshot, saves each user touched
 /// whole (record, timer, the membership storage lacks), then empties the journal.
 /// Returns how many users were replayed.
+///
+/// The parts are read once and grouped by user, in journal order; the users are then
+/// rebuilt and saved on `REPLAY_THREADS` threads, each loading, replaying and saving its
+/// own share (a user's snapshot is read at random in storage: most of the time goes
+/// there and in decoding, and sled serves readers on several threads at once).
 pub fn replay_journal(shared: &UserContext) -> Result<usize, ActorError> {
     let store = &shared.store;
-    let segments = shared.catalog.snapshot();
-    let mut users: HashMap<u64, Option<Rebuilt>> = HashMap::new();
+    let mut parts_of: HashMap<u64, Vec<ReplayedPart>> = HashMap::new();
     let mut parts_read = 0usize;
     for entry in store.journal::<ReplayedPart>() {
         let (_, parts) = entry.map_err(storage)?;
         for part in parts {
             parts_read += 1;
-            let rebuilt = match users.entry(part.user) {
-                Entry::Occupied(slot) => slot.into_mut(),
-                Entry::Vacant(slot) => slot.insert(snapshot(shared, part.user, true)?),
-            };
-            if let Some(rebuilt) = rebuilt {
-                apply(rebuilt, &part, &segments, shared.retention_ms);
-            }
+            parts_of.entry(part.user).or_default().push(part);
         }
     }
-    let replayed: Vec<(u64, Rebuilt)> = users
-        .into_iter()
-        .filter_map(|(user, rebuilt)| rebuilt.filter(|r| r.applied > 0).map(|r| (user, r)))
-        .collect();
-    for chunk in replayed.chunks(SAVE_CHUNK) {
-        let mut sets = Vec::with_capacity(chunk.len());
-        for (user, rebuilt) in chunk {
-            sets.push(save_write(store, *user, rebuilt, &segments)?);
-        }
-        store.apply(sets.iter()).map_err(storage)?;
-    }
+    let users: Vec<(u64, Vec<ReplayedPart>)> = parts_of.into_iter().collect();
+    let share = users.len().div_ceil(REPLAY_THREADS).max(1);
+    let replayed = std::thread::scope(|scope| {
+        let workers: Vec<_> = users
+            .chunks(share)
+            .map(|users| scope.spawn(move || replay_users(shared, users)))
+            .collect();
+        workers.into_iter().try_fold(0usize, |total, worker| {
+            let replayed = worker
+                .join()
+                .map_err(|_| ActorError::Storage("a replay thread panicked".into()))??;
+            Ok::<usize, ActorError>(total + replayed)
+        })
+    })?;
     store.clear_journal().map_err(storage)?;
     if parts_read > 0 {
-        info!(
-            parts = parts_read,
-            users = replayed.len(),
-            "journal replayed"
-        );
+        info!(parts = parts_read, users = replayed, "journal replayed");
     }
-    Ok(replayed.len())
+    Ok(replayed)
+}
+
+/// Threads that rebuild users at start-up.
+const REPLAY_THREADS: usize = 2;
+
+/// Rebuilds `users` from their snapshots and parts and saves each one a part changed,
+/// `SAVE_CHUNK` users per batch; returns how many were saved.
+fn replay_users(
+    shared: &UserContext,
+    users: &[(u64, Vec<ReplayedPart>)],
+) -> Result<usize, ActorError> {
+    let store = &shared.store;
+    let segments = shared.catalog.snapshot();
+    let mut sets = Vec::with_capacity(SAVE_CHUNK);
+    let mut replayed = 0;
+    for (user, parts) in users {
+        let Some(mut rebuilt) = snapshot(shared, *user, true)? else {
+            continue;
+        };
+        for part in parts {
+            apply(&mut rebuilt, part, &segments, shared.retention_ms);
+        }
+        if rebuilt.applied == 0 {
+            continue;
+        }
+        sets.push(save_write(store, *user, &rebuilt, &segments)?);
+        replayed += 1;
+        if sets.len() == SAVE_CHUNK {
+            store.apply(sets.iter()).map_err(storage)?;
+            sets.clear();
+        }
+    }
+    if !sets.is_empty() {
+        store.apply(sets.iter()).map_err(storage)?;
+    }
+    Ok(replayed)
 }
 
 /// The writes that save a replayed user whole, with its timer and whatever membership
