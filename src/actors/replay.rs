@@ -1,9 +1,9 @@
 //! Loading users back from storage: the snapshot (the record saved whole, with its
-//! overlay), then the journal parts it does not cover. At start-up every part is replayed and every user it
-//! touched saved whole, so the journal starts empty; while the node runs, a user is
-//! replayed only if it left memory with parts unsaved (a failed write). A snapshot that
-//! fails to decode is counted, logged and rebuilt from the journal, never dropped
-//! silently.
+//! overlay), then the journal parts it does not cover. At start-up every part is
+//! replayed and every user it touched saved whole, so the journal starts empty; while the
+//! node runs, a user is replayed only if it left memory with parts unsaved (a failed
+//! write). A snapshot that fails to decode is counted, logged and rebuilt from the
+//! journal, never dropped silently.
 
 use std::collections::HashMap;
 
