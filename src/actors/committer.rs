@@ -86,7 +86,7 @@ impl Committer {
         std::thread::Builder::new()
             .name("committer".into())
             .spawn(move || run(receiver, store, hub, metrics, health, books))
-            .map_err(|e| crate::storage::StorageError::Sled(e.into()))?;
+            .map_err(crate::storage::StorageError::Thread)?;
         Ok(Committer { sender, journal })
     }
 

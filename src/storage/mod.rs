@@ -41,4 +41,7 @@ pub enum StorageError {
     /// The node's sequence of user ids ran out.
     #[error("this node has assigned every user id of its range")]
     IdsExhausted,
+    /// The thread that writes storage could not be started.
+    #[error("could not start the storage writer thread: {0}")]
+    Thread(std::io::Error),
 }

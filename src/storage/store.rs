@@ -218,7 +218,7 @@ impl Store {
         let mut members: MemberOps<'_> = Vec::new();
         for set in sets {
             set.add_to(&mut batch);
-            for (key, inserted) in set.keys() {
+            for (key, inserted) in set.keys_inserted() {
                 match key.first() {
                     Some(&IDENTITY) => identities.push(key),
                     Some(&MEMBER) => members.push((key, inserted)),

@@ -27,8 +27,8 @@ impl WriteSet {
     }
 
     /// Returns the keys the set writes, in order, each with whether it is inserted
-    /// (or removed).
-    pub(super) fn keys(&self) -> impl Iterator<Item = (&[u8], bool)> {
+    /// (true) or removed (false).
+    pub(super) fn keys_inserted(&self) -> impl Iterator<Item = (&[u8], bool)> {
         self.ops
             .iter()
             .map(|(key, value)| (key.as_slice(), value.is_some()))
