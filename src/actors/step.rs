@@ -187,12 +187,7 @@ fn snapshot_writes(
     saved: &mut Saved,
     before_segments: &[u64],
 ) -> Result<(WriteSet, Option<JournalStep>), ActorError> {
-    let write = UserWrite::between(
-        saved.due,
-        record.next_due,
-        before_segments,
-        &record.segments,
-    );
+    let write = moves_since_saved(record, saved, before_segments);
     let writes = Store::user_write(id, record, &write).map_err(storage)?;
     saved_whole(shared, id, record, saved);
     Ok((writes, Some(JournalStep::Saved(id))))
@@ -207,16 +202,22 @@ fn overlay_writes(
     saved: &mut Saved,
     before_segments: &[u64],
 ) -> Result<WriteSet, ActorError> {
-    let write = UserWrite::between(
-        saved.due,
-        record.next_due,
-        before_segments,
-        &record.segments,
-    );
+    let write = moves_since_saved(record, saved, before_segments);
     let writes = Store::overlay_write(id, &Overlay::of(record), &write).map_err(storage)?;
     stored_as_is(shared, id, record, saved);
     shared.metrics.overlays.inc();
     Ok(writes)
+}
+
+/// The timer move from the stored due to the record's, and the membership changes
+/// since `before_segments`.
+fn moves_since_saved(record: &UserRecord, saved: &Saved, before_segments: &[u64]) -> UserWrite {
+    UserWrite::between(
+        saved.due,
+        record.next_due,
+        before_segments,
+        &record.segments,
+    )
 }
 
 /// Notes that `record` is being saved whole: storage will hold it as it is.
