@@ -116,12 +116,13 @@ pub struct Handoff {
     outbound: Mutex<BTreeMap<u16, usize>>,
 }
 
-/// Returns the shard of what a key is about, `None` for the node's own keys.
+/// Returns the shard of what a key is about; `None` for the node's own keys and for
+/// membership chunks, whose bits are placed user by user (`Store::export_step`).
 pub fn key_shard(owner: KeyOwner<'_>) -> Option<u16> {
     match owner {
         KeyOwner::User(user) => Some(user_shard(user)),
         KeyOwner::Identity(bytes) => Some(identity_bytes_shard(bytes)),
-        KeyOwner::Node => None,
+        KeyOwner::Node | KeyOwner::Members => None,
     }
 }
 

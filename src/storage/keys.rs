@@ -6,7 +6,8 @@
 //! | `i` | id_type, 0x00, id | user id (u64 BE) |
 //! | `u` | user id | user record (codec) |
 //! | `t` | due (ordered i64), user id | empty: the durable timer index |
-//! | `m` | segment id, user id | empty: segment membership |
+//! | `m` | segment id, user id | empty: one user's membership, as write sets and handoff speak of it; stored as `b` (left only in data dirs from before chunks, converted at open) |
+//! | `b` | segment id, user id / 1024 | bitmap of the segment's members among those 1,024 users (`member_chunks`) |
 //! | `s` | segment id | segment definition (codec) |
 //! | `c` | name | node metadata (dev clock, counters) |
 //! | `a` | absorbed user id | survivor user id (u64 BE): the user it was merged into |
@@ -21,6 +22,7 @@ pub(crate) const IDENTITY: u8 = b'i';
 pub(crate) const USER: u8 = b'u';
 pub(crate) const TIMER: u8 = b't';
 pub(crate) const MEMBER: u8 = b'm';
+pub(crate) const MEMBER_CHUNK: u8 = b'b';
 pub(crate) const SEGMENT: u8 = b's';
 pub(crate) const META: u8 = b'c';
 pub(crate) const ABSORBED: u8 = b'a';

@@ -14,6 +14,7 @@ mod identities;
 mod identity_cache;
 mod journal;
 mod keys;
+mod member_chunks;
 mod member_counts;
 mod shards;
 mod store;

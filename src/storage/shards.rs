@@ -9,8 +9,10 @@ use std::ops::Bound;
 use serde::de::DeserializeOwned;
 
 use super::codec::decode;
-use super::keys::{self, ABSORBED, IDENTITY, MEMBER, MERGE_LOG, OUTBOX, OVERLAY, TIMER, USER};
-use super::member_counts::MemberOps;
+use super::keys::{
+    self, ABSORBED, IDENTITY, MEMBER, MEMBER_CHUNK, MERGE_LOG, OUTBOX, OVERLAY, TIMER, USER,
+};
+use super::member_chunks::{self, MemberOp};
 use super::store::Store;
 use super::StorageError;
 
@@ -23,6 +25,9 @@ pub enum KeyOwner<'a> {
     User(u64),
     /// An identity's index entry (`i`): the bytes `id_type \0 id`.
     Identity(&'a [u8]),
+    /// A membership chunk (`b`): bits of up to 1,024 users. Export and removal take it
+    /// apart, each user's bit going as that user's own membership key (`m`).
+    Members,
     /// The node's own: segment definitions and metadata. Never moved.
     Node,
 }
@@ -34,6 +39,7 @@ pub fn key_owner(key: &[u8]) -> KeyOwner<'_> {
         Some(&(USER | OVERLAY | MERGE_LOG | ABSORBED | OUTBOX)) => user_at(1),
         Some(&(TIMER | MEMBER)) => user_at(9),
         Some(&IDENTITY) => KeyOwner::Identity(&key[1..]),
+        Some(&MEMBER_CHUNK) => KeyOwner::Members,
         _ => KeyOwner::Node,
     }
 }
@@ -53,7 +59,8 @@ pub struct ExportStep {
 impl Store {
     /// Reads on from the first key after `after` (from the start without one) and returns
     /// the pairs whose owner `wanted` picks, up to `max_pairs` of them or about
-    /// `max_bytes`; successive steps read the tree once.
+    /// `max_bytes` (a membership chunk is never split: a step may end up to 1,024 pairs
+    /// over); successive steps read the tree once. Membership goes as per-user keys.
     pub fn export_step(
         &self,
         after: Option<&[u8]>,
@@ -66,11 +73,20 @@ impl Store {
         let mut bytes = 0;
         for entry in self.tree.range::<&[u8], _>((start, Bound::Unbounded)) {
             let (key, value) = entry?;
-            if !wanted(key_owner(&key)) {
-                continue;
+            match key_owner(&key) {
+                KeyOwner::Members => {
+                    for (segment, user, _) in picked_members(&key, &value, &wanted)? {
+                        bytes += 17;
+                        step.pairs
+                            .push((keys::pair(MEMBER, segment, user).to_vec(), Vec::new()));
+                    }
+                }
+                owner if wanted(owner) => {
+                    bytes += key.len() + value.len();
+                    step.pairs.push((key.to_vec(), value.to_vec()));
+                }
+                _ => continue,
             }
-            bytes += key.len() + value.len();
-            step.pairs.push((key.to_vec(), value.to_vec()));
             if step.pairs.len() >= max_pairs || bytes >= max_bytes {
                 step.resume = Some(key.to_vec());
                 break;
@@ -82,14 +98,14 @@ impl Store {
     /// Writes `pairs` as one atomic batch and makes them durable.
     pub async fn import(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        let mut members: MemberOps<'_> = Vec::new();
+        let mut members: Vec<MemberOp> = Vec::new();
         for (key, value) in pairs {
-            batch.insert(key.as_slice(), value.as_slice());
-            if key.first() == Some(&MEMBER) {
-                members.push((key.as_slice(), true));
+            match member_chunks::member_of_key(key) {
+                Some((segment, user)) => members.push((segment, user, true)),
+                None => batch.insert(key.as_slice(), value.as_slice()),
             }
         }
-        self.apply_counting_members(batch, &members)?;
+        self.apply_with_members(batch, &members)?;
         self.identities.forget_all();
         self.flush().await?;
         Ok(())
@@ -103,22 +119,23 @@ impl Store {
     ) -> Result<u64, StorageError> {
         let mut batch = sled::Batch::default();
         let mut removed = 0;
-        let mut member_keys = Vec::new();
-        for key in self.tree.iter().keys() {
-            let key = key?;
-            if wanted(key_owner(&key)) {
-                if key.first() == Some(&MEMBER) {
-                    member_keys.push(key.clone());
+        let mut members: Vec<MemberOp> = Vec::new();
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            match key_owner(&key) {
+                KeyOwner::Members => {
+                    let leaving = picked_members(&key, &value, &wanted)?;
+                    removed += leaving.len() as u64;
+                    members.extend(leaving.into_iter().map(|(s, user, _)| (s, user, false)));
                 }
-                batch.remove(key);
-                removed += 1;
+                owner if wanted(owner) => {
+                    batch.remove(key);
+                    removed += 1;
+                }
+                _ => {}
             }
         }
-        let members: Vec<(&[u8], bool)> = member_keys
-            .iter()
-            .map(|key| (key.as_ref(), false))
-            .collect();
-        self.apply_counting_members(batch, &members)?;
+        self.apply_with_members(batch, &members)?;
         self.identities.forget_all();
         self.flush().await?;
         Ok(removed)
@@ -163,6 +180,21 @@ impl Store {
     }
 }
 
+/// Returns the members of the chunk under `key` whose user `wanted` picks, as
+/// memberships.
+fn picked_members(
+    key: &[u8],
+    chunk: &[u8],
+    wanted: &impl Fn(KeyOwner<'_>) -> bool,
+) -> Result<Vec<MemberOp>, StorageError> {
+    let segment = member_chunks::segment_of_chunk(key)?;
+    Ok(member_chunks::members(key, chunk)?
+        .into_iter()
+        .filter(|user| wanted(KeyOwner::User(*user)))
+        .map(|user| (segment, user, true))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::store::tests::store;
@@ -180,6 +212,10 @@ mod tests {
         assert_eq!(key_owner(&keys::with_id(OUTBOX, 9)), KeyOwner::User(9));
         assert_eq!(key_owner(&keys::timer(t(-5), 10)), KeyOwner::User(10));
         assert_eq!(key_owner(&keys::pair(MEMBER, 3, 11)), KeyOwner::User(11));
+        assert_eq!(
+            key_owner(&keys::pair(MEMBER_CHUNK, 3, 0)),
+            KeyOwner::Members
+        );
         assert_eq!(
             key_owner(&keys::identity("cookie", "c1")),
             KeyOwner::Identity(b"cookie\0c1")

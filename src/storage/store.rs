@@ -10,8 +10,9 @@ use crate::domain::Timestamp;
 
 use super::codec::{decode, encode};
 use super::identity_cache::IdentityCache;
-use super::keys::{self, IDENTITY, JOURNAL, MEMBER, OVERLAY, SEGMENT, TIMER, USER};
-use super::member_counts::{MemberCounts, MemberOps};
+use super::keys::{self, IDENTITY, JOURNAL, MEMBER, MEMBER_CHUNK, OVERLAY, SEGMENT, TIMER, USER};
+use super::member_chunks::{self, MemberOp};
+use super::member_counts::MemberCounts;
 use super::write_set::WriteSet;
 use super::StorageError;
 
@@ -111,6 +112,14 @@ impl Store {
             .cache_capacity(cache_bytes)
             .open()?;
         let tree = db.open_tree("state")?;
+        let converted = member_chunks::convert_per_user_keys(&tree)?;
+        if converted > 0 {
+            tracing::info!(
+                keys = converted,
+                "per-user membership keys stored as chunks"
+            );
+            db.flush()?;
+        }
         let members = Arc::new(MemberCounts::count(&tree)?);
         Ok(Store {
             db,
@@ -205,7 +214,8 @@ impl Store {
 
     /// Returns whether `user` is stored as a member of `segment`.
     pub fn is_member(&self, segment: u64, user: u64) -> Result<bool, StorageError> {
-        Ok(self.tree.contains_key(keys::pair(MEMBER, segment, user))?)
+        let chunk = self.tree.get(member_chunks::chunk_key(segment, user))?;
+        Ok(chunk.is_some_and(|chunk| member_chunks::contains(&chunk, user)))
     }
 
     /// Applies write sets, in order, as one atomic batch.
@@ -215,36 +225,37 @@ impl Store {
     ) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
         let mut identities = Vec::new();
-        let mut members: MemberOps<'_> = Vec::new();
+        let mut members: Vec<MemberOp> = Vec::new();
         for set in sets {
-            set.add_to(&mut batch);
-            for (key, inserted) in set.keys_inserted() {
-                match key.first() {
-                    Some(&IDENTITY) => identities.push(key),
-                    Some(&MEMBER) => members.push((key, inserted)),
-                    _ => {}
+            for (key, value) in set.ops() {
+                if let Some((segment, user)) = member_chunks::member_of_key(key) {
+                    members.push((segment, user, value.is_some()));
+                    continue;
+                }
+                if key.first() == Some(&IDENTITY) {
+                    identities.push(key);
+                }
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
                 }
             }
         }
-        self.apply_counting_members(batch, &members)?;
+        self.apply_with_members(batch, &members)?;
         for key in identities {
             self.identities.forget(key);
         }
         Ok(())
     }
 
-    /// Applies `batch`, which writes the membership keys `members` (in order, with
-    /// whether each is inserted), and adjusts the member counts by what it changed.
-    pub(super) fn apply_counting_members(
+    /// Applies `batch` together with the membership changes `members` (in order), and
+    /// adjusts the member counts by what they changed.
+    pub(super) fn apply_with_members(
         &self,
         batch: sled::Batch,
-        members: &[(&[u8], bool)],
+        members: &[MemberOp],
     ) -> Result<(), StorageError> {
-        self.members.write(
-            members,
-            |key| Ok(self.tree.contains_key(key)?),
-            || Ok(self.tree.apply_batch(batch)?),
-        )
+        self.members.write(&self.tree, batch, members)
     }
 
     /// Returns the timers due at or before `until`, earliest first.
@@ -287,20 +298,24 @@ impl Store {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<u64>, StorageError> {
-        let start = match after {
-            Some(last) => keys::pair(MEMBER, segment, last.saturating_add(1)),
-            None => keys::pair(MEMBER, segment, 0),
+        let first = match after {
+            Some(u64::MAX) => return Ok(Vec::new()),
+            Some(last) => last + 1,
+            None => 0,
         };
-        if after == Some(u64::MAX) {
-            return Ok(Vec::new());
+        let start = member_chunks::chunk_key(segment, first);
+        let end = keys::pair(MEMBER_CHUNK, segment, u64::MAX);
+        let mut users = Vec::new();
+        for entry in self.tree.range(&start[..]..=&end[..]) {
+            let (key, chunk) = entry?;
+            let listed = member_chunks::members(&key, &chunk)?;
+            let wanted = listed.into_iter().filter(|user| *user >= first);
+            users.extend(wanted.take(limit - users.len()));
+            if users.len() >= limit {
+                break;
+            }
         }
-        let end = keys::pair(MEMBER, segment, u64::MAX);
-        self.tree
-            .range(&start[..]..=&end[..])
-            .keys()
-            .take(limit)
-            .map(|key| key_suffix(&key?, 9))
-            .collect()
+        Ok(users)
     }
 
     /// Returns how many users are in `segment`.
@@ -420,6 +435,37 @@ pub(super) mod tests {
         assert_eq!(store.members(4, Some(3), 2).unwrap(), vec![5, 9]);
         assert_eq!(store.members(4, Some(9), 2).unwrap(), Vec::<u64>::new());
         assert_eq!(store.member_count(4), 4);
+    }
+
+    #[test]
+    fn members_page_across_chunks() {
+        let (_dir, store) = store();
+        let users: Vec<u64> = (0..3000).map(|i| i * 7).collect();
+        let sets: Vec<WriteSet> = users
+            .iter()
+            .map(|user| {
+                let write = UserWrite {
+                    joined: vec![2],
+                    ..UserWrite::default()
+                };
+                Store::index_write(*user, &write)
+            })
+            .collect();
+        store.apply(&sets).unwrap();
+        let mut listed = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.members(2, after, 500).unwrap();
+            let Some(last) = page.last().copied() else {
+                break;
+            };
+            listed.extend(page);
+            after = Some(last);
+        }
+        assert_eq!(listed, users);
+        assert_eq!(store.member_count(2), 3000);
+        assert!(store.is_member(2, 7 * 2999).unwrap() && !store.is_member(2, 8).unwrap());
+        assert_eq!(store.members(3, None, 10).unwrap(), Vec::<u64>::new());
     }
 
     #[tokio::test]

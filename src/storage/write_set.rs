@@ -17,21 +17,12 @@ impl WriteSet {
         self.ops.push((key.to_vec(), None));
     }
 
-    pub(super) fn add_to(&self, batch: &mut sled::Batch) {
-        for (key, value) in &self.ops {
-            match value {
-                Some(value) => batch.insert(key.as_slice(), value.as_slice()),
-                None => batch.remove(key.as_slice()),
-            }
-        }
-    }
-
-    /// Returns the keys the set writes, in order, each with whether it is inserted
-    /// (true) or removed (false).
-    pub(super) fn keys_inserted(&self) -> impl Iterator<Item = (&[u8], bool)> {
+    /// Returns the writes in order: each key with its new value, or `None` when it is
+    /// removed.
+    pub(super) fn ops(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         self.ops
             .iter()
-            .map(|(key, value)| (key.as_slice(), value.is_some()))
+            .map(|(key, value)| (key.as_slice(), value.as_deref()))
     }
 
     /// Returns whether the set writes nothing.
