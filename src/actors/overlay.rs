@@ -1,7 +1,9 @@
-//! A user's overlay: its membership and timer, stored beside its record by a step that
-//! changed nothing else of the user (a backfill, a time-only flip, a deleted segment).
-//! Such a step writes a few bytes instead of rewriting the whole record; loading the user
-//! applies the overlay, and the next whole save of the record drops it.
+//! A user's overlay: its timer and membership, stored beside its record by a resident
+//! user's step that moved its timer and changed nothing else but membership (a time-only
+//! flip). Such a step writes a few bytes instead of rewriting the whole record; loading
+//! the user applies the overlay, and the next whole save of the record drops it. The
+//! overlay's membership is the stored membership's (loads take that); it is kept so
+//! that overlays written before stay readable.
 
 use serde::{Deserialize, Serialize};
 use tracing::error;
@@ -36,9 +38,9 @@ impl Overlay {
     }
 }
 
-/// Loads a user's record with its overlay applied. An overlay that does not decode is
-/// logged and skipped: the record's own membership and timer are older but whole, and
-/// the membership keys stay right.
+/// Loads a user's record with its overlay applied and its segments as the stored
+/// membership has them (a step that changed only membership wrote just that). An overlay
+/// that does not decode is logged and skipped: the record's own timer is older but whole.
 pub fn load_record(store: &Store, user: u64) -> Result<Option<UserRecord>, StorageError> {
     let Some(mut record) = store.load_user::<UserRecord>(user)? else {
         return Ok(None);
@@ -51,6 +53,7 @@ pub fn load_record(store: &Store, user: u64) -> Result<Option<UserRecord>, Stora
         }
         Err(e) => return Err(e),
     }
+    record.segments = store.segments_of(user).into_iter().collect();
     Ok(Some(record))
 }
 
@@ -88,10 +91,8 @@ mod tests {
     fn an_overlay_changes_membership_and_timer_until_the_record_is_saved_again() {
         let (_dir, store) = store();
         let saved = record(&[1], Some(10));
-        apply(
-            &store,
-            Store::user_write(7, &saved, &UserWrite::default()).unwrap(),
-        );
+        let first = UserWrite::between(None, Some(ms(10)), &[], &[1]);
+        apply(&store, Store::user_write(7, &saved, &first).unwrap());
         let raw = |store: &Store| store.load_user::<UserRecord>(7).unwrap();
         assert_eq!(load_record(&store, 7).unwrap(), Some(saved.clone()));
 
@@ -107,16 +108,24 @@ mod tests {
             "the record itself is not rewritten"
         );
         assert_eq!(load_record(&store, 7).unwrap(), Some(flipped));
-        assert!(store.is_member(2, 7).unwrap());
+        assert!(store.is_member(2, 7));
         assert_eq!(store.timer_dues_of(7).unwrap(), vec![ms(20)]);
 
         let whole = record(&[2], Some(20));
-        apply(
-            &store,
-            Store::user_write(7, &whole, &UserWrite::default()).unwrap(),
-        );
+        let left = UserWrite::between(Some(ms(20)), Some(ms(20)), &[1, 2], &[2]);
+        apply(&store, Store::user_write(7, &whole, &left).unwrap());
         assert_eq!(store.load_overlay::<Overlay>(7).unwrap(), None);
-        assert_eq!(load_record(&store, 7).unwrap(), Some(whole));
+        assert_eq!(load_record(&store, 7).unwrap(), Some(whole.clone()));
         assert_eq!(load_record(&store, 8).unwrap(), None);
+
+        // A step that changed only membership writes just that: the record keeps its
+        // old segments, and a load takes the stored membership.
+        let joined = UserWrite::between(Some(ms(20)), Some(ms(20)), &[2], &[2, 3]);
+        apply(&store, Store::index_write(7, &joined));
+        assert_eq!(raw(&store), Some(whole));
+        assert_eq!(
+            load_record(&store, 7).unwrap(),
+            Some(record(&[2, 3], Some(20)))
+        );
     }
 }

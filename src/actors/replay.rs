@@ -215,7 +215,7 @@ fn save_write(
         ..UserWrite::default()
     };
     for segment in segments.keys() {
-        let stored = store.is_member(*segment, user).map_err(storage)?;
+        let stored = store.is_member(*segment, user);
         match (stored, rebuilt.record.segments.contains(segment)) {
             (false, true) => write.joined.push(*segment),
             (true, false) => write.left.push(*segment),

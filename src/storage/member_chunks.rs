@@ -8,7 +8,7 @@
 //! Write sets and handoff speak of one user's membership at a time (`m` + segment id +
 //! user id); `ChunkEdits` turns those into chunk writes when a batch is applied. Data
 //! dirs written before chunks hold such per-user keys; `convert_per_user_keys` turns
-//! them into chunks at open.
+//! them into chunks at open. The node keeps every chunk in memory too (`membership`).
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -25,9 +25,17 @@ const CONVERTED_PER_BATCH: usize = 65_536;
 /// One membership change: segment, user, and whether the user is a member after it.
 pub(super) type MemberOp = (u64, u64, bool);
 
-/// Returns the key of the chunk that holds `user`'s membership of `segment`.
-pub(super) fn chunk_key(segment: u64, user: u64) -> [u8; 17] {
-    keys::pair(MEMBER_CHUNK, segment, user / USERS_PER_CHUNK)
+/// Chunks by (segment, chunk index), each a bitmap.
+pub(super) type Chunks = BTreeMap<(u64, u64), Vec<u8>>;
+
+/// Returns the index of the chunk that holds `user`.
+pub(super) fn chunk_of(user: u64) -> u64 {
+    user / USERS_PER_CHUNK
+}
+
+/// Returns the key of chunk `chunk` of `segment`.
+pub(super) fn chunk_key(segment: u64, chunk: u64) -> [u8; 17] {
+    keys::pair(MEMBER_CHUNK, segment, chunk)
 }
 
 /// Returns the segment and user of a per-user membership key (`m`).
@@ -38,9 +46,13 @@ pub(super) fn member_of_key(key: &[u8]) -> Option<(u64, u64)> {
     Some((keys::u64_at(key, 1)?, keys::u64_at(key, 9)?))
 }
 
-/// Returns the segment a chunk key is about.
-pub(super) fn segment_of_chunk(key: &[u8]) -> Result<u64, StorageError> {
-    keys::u64_at(key, 1).ok_or_else(|| StorageError::Decode("short membership chunk key".into()))
+/// Returns the segment and chunk index of a chunk key.
+pub(super) fn chunk_of_key(key: &[u8]) -> Result<(u64, u64), StorageError> {
+    let short = || StorageError::Decode("short membership chunk key".into());
+    Ok((
+        keys::u64_at(key, 1).ok_or_else(short)?,
+        keys::u64_at(key, 9).ok_or_else(short)?,
+    ))
 }
 
 fn bit_of(user: u64) -> (usize, u8) {
@@ -79,40 +91,39 @@ pub(super) fn count(chunk: &[u8]) -> u64 {
     chunk.iter().map(|b| u64::from(b.count_ones())).sum()
 }
 
-/// Returns the members of the chunk under `key`, ascending.
-pub(super) fn members(key: &[u8], chunk: &[u8]) -> Result<Vec<u64>, StorageError> {
-    let first = keys::u64_at(key, 9)
-        .ok_or_else(|| StorageError::Decode("short membership chunk key".into()))?
-        .saturating_mul(USERS_PER_CHUNK);
-    let mut users = Vec::new();
-    for (at, byte) in chunk.iter().enumerate() {
-        for bit in 0..8 {
-            if byte & (1 << bit) != 0 {
-                users.push(first + (at as u64) * 8 + bit);
-            }
-        }
-    }
-    Ok(users)
+/// Returns the members of chunk number `chunk` (its bitmap `bits`), ascending.
+pub(super) fn members(chunk: u64, bits: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    let first = chunk.saturating_mul(USERS_PER_CHUNK);
+    bits.iter().enumerate().flat_map(move |(at, byte)| {
+        (0..8u64)
+            .filter(move |bit| byte & (1 << bit) != 0)
+            .map(move |bit| first + (at as u64) * 8 + bit)
+    })
 }
 
 /// The chunks a batch changes, each read once, and what that does to each segment's
 /// member count.
 #[derive(Debug, Default)]
 pub(super) struct ChunkEdits {
-    chunks: BTreeMap<[u8; 17], Vec<u8>>,
+    /// Each changed chunk as it is after the edits.
+    chunks: Chunks,
     changes: HashMap<u64, i64>,
 }
 
 impl ChunkEdits {
-    /// Applies `op` after the edits before it, reading its chunk from `tree` when it is
-    /// the first edit of that chunk.
-    pub(super) fn apply(&mut self, tree: &sled::Tree, op: MemberOp) -> Result<(), StorageError> {
+    /// Applies `op` after the edits before it; `stored` gives the chunk (segment, index)
+    /// as it is before the batch, asked once per chunk.
+    pub(super) fn apply(
+        &mut self,
+        op: MemberOp,
+        stored: impl FnOnce(u64, u64) -> Result<Vec<u8>, StorageError>,
+    ) -> Result<(), StorageError> {
         let (segment, user, member) = op;
-        let chunk = match self.chunks.entry(chunk_key(segment, user)) {
+        let chunk = match self.chunks.entry((segment, chunk_of(user))) {
             Entry::Occupied(slot) => slot.into_mut(),
             Entry::Vacant(slot) => {
-                let stored = tree.get(slot.key())?;
-                slot.insert(stored.map(|bytes| bytes.to_vec()).unwrap_or_default())
+                let (segment, index) = *slot.key();
+                slot.insert(stored(segment, index)?)
             }
         };
         if set(chunk, user, member) {
@@ -121,17 +132,33 @@ impl ChunkEdits {
         Ok(())
     }
 
-    /// Adds the changed chunks to `batch`; returns how each segment's count changes.
-    pub(super) fn write_to(self, batch: &mut sled::Batch) -> HashMap<u64, i64> {
-        for (key, chunk) in self.chunks {
-            if chunk.is_empty() {
+    /// Adds the changed chunks to `batch`.
+    pub(super) fn add_to(&self, batch: &mut sled::Batch) {
+        for ((segment, index), bits) in &self.chunks {
+            let key = chunk_key(*segment, *index);
+            if bits.is_empty() {
                 batch.remove(&key[..]);
             } else {
-                batch.insert(&key[..], chunk);
+                batch.insert(&key[..], bits.as_slice());
             }
         }
-        self.changes
     }
+
+    /// Returns the changed chunks ((segment, index) → bitmap, empty when it has no
+    /// member left) and how each segment's count changed.
+    pub(super) fn into_parts(self) -> (Chunks, HashMap<u64, i64>) {
+        (self.chunks, self.changes)
+    }
+}
+
+/// Reads chunk `index` of `segment` from `tree` (empty when it has no key).
+pub(super) fn stored_chunk(
+    tree: &sled::Tree,
+    segment: u64,
+    index: u64,
+) -> Result<Vec<u8>, StorageError> {
+    let bits = tree.get(chunk_key(segment, index))?;
+    Ok(bits.map(|bits| bits.to_vec()).unwrap_or_default())
 }
 
 /// Turns the per-user membership keys of a data dir written before chunks into chunks;
@@ -145,7 +172,7 @@ pub(super) fn convert_per_user_keys(tree: &sled::Tree) -> Result<u64, StorageErr
         for key in tree.scan_prefix([MEMBER]).keys().take(CONVERTED_PER_BATCH) {
             let key = key?;
             if let Some((segment, user)) = member_of_key(&key) {
-                edits.apply(tree, (segment, user, true))?;
+                edits.apply((segment, user, true), |s, i| stored_chunk(tree, s, i))?;
             }
             batch.remove(key);
             keys_seen += 1;
@@ -153,7 +180,7 @@ pub(super) fn convert_per_user_keys(tree: &sled::Tree) -> Result<u64, StorageErr
         if keys_seen == 0 {
             return Ok(converted);
         }
-        let _counted_at_open = edits.write_to(&mut batch);
+        edits.add_to(&mut batch);
         tree.apply_batch(batch)?;
         converted += keys_seen;
     }
@@ -182,23 +209,18 @@ mod tests {
 
     #[test]
     fn a_chunk_lists_its_members_ascending() {
-        let key = chunk_key(7, 3 * USERS_PER_CHUNK + 5);
-        let mut chunk = Vec::new();
+        let mut bits = Vec::new();
         for user in [3 * 1024 + 1023, 3 * 1024 + 5, 3 * 1024] {
-            set(&mut chunk, user, true);
+            set(&mut bits, user, true);
         }
-        assert_eq!(
-            members(&key, &chunk).unwrap(),
-            vec![3 * 1024, 3 * 1024 + 5, 3 * 1024 + 1023]
-        );
-        assert_eq!(segment_of_chunk(&key).unwrap(), 7);
+        let listed: Vec<u64> = members(chunk_of(3 * 1024 + 5), &bits).collect();
+        assert_eq!(listed, vec![3 * 1024, 3 * 1024 + 5, 3 * 1024 + 1023]);
+        assert_eq!(chunk_of_key(&chunk_key(7, 3)).unwrap(), (7, 3));
     }
 
     #[test]
     fn edits_read_each_chunk_once_and_count_only_real_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let tree = sled::open(dir.path()).unwrap().open_tree("t").unwrap();
-        tree.insert(chunk_key(1, 10), vec![0, 0b100]).unwrap(); // user 10 in segment 1
+        let mut reads = 0;
         let mut edits = ChunkEdits::default();
         for op in [
             (1, 10, true),  // already there: no change
@@ -209,16 +231,22 @@ mod tests {
             (2, 10, false), // -1 in segment 2
             (2, 10, true),  // +1 in segment 2
         ] {
-            edits.apply(&tree, op).unwrap();
+            let stored = |segment, _| {
+                reads += 1;
+                Ok(if segment == 1 {
+                    vec![0, 0b100]
+                } else {
+                    Vec::new()
+                })
+            };
+            edits.apply(op, stored).unwrap();
         }
-        let mut batch = sled::Batch::default();
-        let changes = edits.write_to(&mut batch);
+        assert_eq!(reads, 2);
+        let (chunks, changes) = edits.into_parts();
         assert_eq!(changes.get(&1).copied().unwrap_or(0), -1);
         assert_eq!(changes.get(&2).copied().unwrap_or(0), 1);
-        tree.apply_batch(batch).unwrap();
-        assert!(tree.get(chunk_key(1, 10)).unwrap().is_none(), "emptied");
-        let chunk = tree.get(chunk_key(2, 10)).unwrap().unwrap();
-        assert!(contains(&chunk, 10));
+        assert_eq!(chunks[&(1, 0)], Vec::<u8>::new(), "emptied");
+        assert!(contains(&chunks[&(2, 0)], 10));
     }
 
     #[test]
@@ -234,11 +262,9 @@ mod tests {
         let chunks: Vec<(u64, Vec<u64>)> = tree
             .scan_prefix([MEMBER_CHUNK])
             .map(|entry| {
-                let (key, chunk) = entry.unwrap();
-                (
-                    segment_of_chunk(&key).unwrap(),
-                    members(&key, &chunk).unwrap(),
-                )
+                let (key, bits) = entry.unwrap();
+                let (segment, index) = chunk_of_key(&key).unwrap();
+                (segment, members(index, &bits).collect())
             })
             .collect();
         assert_eq!(chunks, vec![(1, vec![5]), (1, vec![1030]), (2, vec![5])]);

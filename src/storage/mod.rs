@@ -15,7 +15,7 @@ mod identity_cache;
 mod journal;
 mod keys;
 mod member_chunks;
-mod member_counts;
+mod membership;
 mod shards;
 mod store;
 mod transfers;

@@ -187,9 +187,8 @@ fn picked_members(
     chunk: &[u8],
     wanted: &impl Fn(KeyOwner<'_>) -> bool,
 ) -> Result<Vec<MemberOp>, StorageError> {
-    let segment = member_chunks::segment_of_chunk(key)?;
-    Ok(member_chunks::members(key, chunk)?
-        .into_iter()
+    let (segment, index) = member_chunks::chunk_of_key(key)?;
+    Ok(member_chunks::members(index, chunk)
         .filter(|user| wanted(KeyOwner::User(*user)))
         .map(|user| (segment, user, true))
         .collect())

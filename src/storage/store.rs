@@ -10,9 +10,9 @@ use crate::domain::Timestamp;
 
 use super::codec::{decode, encode};
 use super::identity_cache::IdentityCache;
-use super::keys::{self, IDENTITY, JOURNAL, MEMBER, MEMBER_CHUNK, OVERLAY, SEGMENT, TIMER, USER};
+use super::keys::{self, IDENTITY, JOURNAL, MEMBER, OVERLAY, SEGMENT, TIMER, USER};
 use super::member_chunks::{self, MemberOp};
-use super::member_counts::MemberCounts;
+use super::membership::Membership;
 use super::write_set::WriteSet;
 use super::StorageError;
 
@@ -23,8 +23,8 @@ pub struct Store {
     pub(super) tree: sled::Tree,
     /// The identity index's hot entries; told of every write of the index.
     pub(super) identities: Arc<IdentityCache>,
-    /// Members per segment; told of every write of membership keys.
-    pub(super) members: Arc<MemberCounts>,
+    /// Every segment's members; told of every membership change.
+    pub(super) members: Arc<Membership>,
 }
 
 /// Identity index entries cached per generation (two generations at most, ~80 bytes
@@ -120,7 +120,7 @@ impl Store {
             );
             db.flush()?;
         }
-        let members = Arc::new(MemberCounts::count(&tree)?);
+        let members = Arc::new(Membership::load(&tree)?);
         Ok(Store {
             db,
             tree,
@@ -213,9 +213,13 @@ impl Store {
     }
 
     /// Returns whether `user` is stored as a member of `segment`.
-    pub fn is_member(&self, segment: u64, user: u64) -> Result<bool, StorageError> {
-        let chunk = self.tree.get(member_chunks::chunk_key(segment, user))?;
-        Ok(chunk.is_some_and(|chunk| member_chunks::contains(&chunk, user)))
+    pub fn is_member(&self, segment: u64, user: u64) -> bool {
+        self.members.contains(segment, user)
+    }
+
+    /// Returns the segments `user` is stored as a member of, ascending.
+    pub fn segments_of(&self, user: u64) -> Vec<u64> {
+        self.members.segments_of(user)
     }
 
     /// Applies write sets, in order, as one atomic batch.
@@ -303,24 +307,12 @@ impl Store {
             Some(last) => last + 1,
             None => 0,
         };
-        let start = member_chunks::chunk_key(segment, first);
-        let end = keys::pair(MEMBER_CHUNK, segment, u64::MAX);
-        let mut users = Vec::new();
-        for entry in self.tree.range(&start[..]..=&end[..]) {
-            let (key, chunk) = entry?;
-            let listed = member_chunks::members(&key, &chunk)?;
-            let wanted = listed.into_iter().filter(|user| *user >= first);
-            users.extend(wanted.take(limit - users.len()));
-            if users.len() >= limit {
-                break;
-            }
-        }
-        Ok(users)
+        Ok(self.members.members(segment, first, limit))
     }
 
     /// Returns how many users are in `segment`.
     pub fn member_count(&self, segment: u64) -> u64 {
-        self.members.get(segment)
+        self.members.count(segment)
     }
 
     /// Saves a segment definition.
@@ -464,7 +456,7 @@ pub(super) mod tests {
         }
         assert_eq!(listed, users);
         assert_eq!(store.member_count(2), 3000);
-        assert!(store.is_member(2, 7 * 2999).unwrap() && !store.is_member(2, 8).unwrap());
+        assert!(store.is_member(2, 7 * 2999) && !store.is_member(2, 8));
         assert_eq!(store.members(3, None, 10).unwrap(), Vec::<u64>::new());
     }
 
@@ -491,7 +483,9 @@ pub(super) mod tests {
                 .apply([&Store::user_write(8, &"u", &joined).unwrap()])
                 .unwrap();
             assert_eq!(store.member_count(1), 2);
-            store.flush().await.unwrap();
+            // Flushed on this thread: an async flush's pool thread may still hold the
+            // database (and its lock) for a moment after the future resolves.
+            store.flush_blocking().unwrap();
         }
         let store = Store::open(dir.path(), 1 << 24).unwrap();
         assert_eq!(
