@@ -503,6 +503,43 @@ impl Registry {
         self.ask(user, |reply| GetView { reply }).await.map(Some)
     }
 
+    /// Applies `op` to each of `users` as `update_each` does, the list cut in one
+    /// contiguous part per arbiter (of 256 users at least) and the parts run side by
+    /// side, each on its arbiter's thread: loading and evaluating users not in memory is what a backfill or a burst
+    /// of due timers waits on, and one thread would leave the other cores idle.
+    pub async fn update_all(
+        self: &Arc<Self>,
+        users: Vec<u64>,
+        op: UserOp,
+    ) -> Result<(), ActorError> {
+        let per_part = users
+            .len()
+            .div_ceil(self.arbiters.len().max(1))
+            .max(FAN_OUT);
+        if self.arbiters.len() < 2 || users.len() <= per_part {
+            return self.update_each(users, op).await;
+        }
+        let mut parts = Vec::with_capacity(self.arbiters.len());
+        for (arbiter, part) in self.arbiters.iter().zip(users.chunks(per_part)) {
+            let (done, finished) = oneshot::channel();
+            let registry = Arc::clone(self);
+            let part = part.to_vec();
+            let spawned = arbiter.spawn(async move {
+                let _caller_gone = done.send(registry.update_each(part, op).await);
+            });
+            if !spawned {
+                return Err(ActorError::ShuttingDown);
+            }
+            parts.push(finished);
+        }
+        let mut outcome = Ok(());
+        for finished in parts {
+            let result = finished.await.unwrap_or(Err(ActorError::ShuttingDown));
+            outcome = outcome.and(result);
+        }
+        outcome
+    }
+
     /// Applies `op` to each user (at most 256 at once) and waits until every change it
     /// caused is durable and pushed; the first error wins.
     pub async fn update_each(

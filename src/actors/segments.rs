@@ -296,7 +296,7 @@ impl SegmentService {
             .map_err(storage)?;
         let count = users.len();
         self.registry
-            .update_each(users, UserOp::Reevaluate(id))
+            .update_all(users, UserOp::Reevaluate(id))
             .await?;
         let _write = self.writes.lock().await;
         let current = self.catalog.snapshot().get(&id).cloned();

@@ -57,9 +57,8 @@ impl Timers {
             let lag_ms = now.as_millis().saturating_sub(at.as_millis()).max(0);
             self.metrics.timer_lag.observe(lag_ms as f64 / 1000.0);
         }
-        self.registry
-            .update_each(due.into_iter().map(|(_, user)| user), UserOp::Tick)
-            .await?;
+        let users = due.into_iter().map(|(_, user)| user).collect();
+        self.registry.update_all(users, UserOp::Tick).await?;
         Ok(count)
     }
 
