@@ -13,7 +13,7 @@ use super::keys::{
     self, ABSORBED, IDENTITY, MEMBER, MEMBER_CHUNK, MERGE_LOG, OUTBOX, OVERLAY, TIMER, USER,
 };
 use super::member_chunks::{self, MemberOp};
-use super::store::Store;
+use super::store::{key_suffix, Store};
 use super::StorageError;
 
 /// What a key is about, for placing it on a node.
@@ -146,7 +146,18 @@ impl Store {
         &self,
         wanted: impl Fn(u64) -> bool,
     ) -> impl Iterator<Item = Result<T, StorageError>> {
-        self.tree.scan_prefix([USER]).filter_map(move |entry| {
+        self.records_in(0..=u64::MAX, wanted)
+    }
+
+    /// Reads the records of the users in `ids` that `wanted` picks, ascending by id.
+    pub fn records_in<T: DeserializeOwned>(
+        &self,
+        ids: std::ops::RangeInclusive<u64>,
+        wanted: impl Fn(u64) -> bool,
+    ) -> impl Iterator<Item = Result<T, StorageError>> {
+        let start = keys::with_id(USER, *ids.start());
+        let end = keys::with_id(USER, *ids.end());
+        self.tree.range(start..=end).filter_map(move |entry| {
             let (key, value) = match entry {
                 Ok(pair) => pair,
                 Err(e) => return Some(Err(e.into())),
@@ -154,6 +165,20 @@ impl Store {
             let user = keys::u64_at(&key, 1)?;
             wanted(user).then(|| decode(&value))
         })
+    }
+
+    /// Returns the lowest and highest id of a user with a record, if there is one.
+    pub fn user_id_bounds(&self) -> Result<Option<(u64, u64)>, StorageError> {
+        let mut ids = self.tree.scan_prefix([USER]).keys();
+        let Some(first) = ids.next().transpose()? else {
+            return Ok(None);
+        };
+        let first = key_suffix(&first, 1)?;
+        let last = match ids.next_back().transpose()? {
+            Some(last) => key_suffix(&last, 1)?,
+            None => first,
+        };
+        Ok(Some((first, last)))
     }
 
     /// Returns the users with a record whose id `wanted` picks, ascending.
