@@ -505,8 +505,9 @@ impl Registry {
 
     /// Applies `op` to each of `users` as `update_each` does, the list cut in one
     /// contiguous part per arbiter (of 256 users at least) and the parts run side by
-    /// side, each on its arbiter's thread: loading and evaluating users not in memory is what a backfill or a burst
-    /// of due timers waits on, and one thread would leave the other cores idle.
+    /// side, each on its arbiter's thread: loading and evaluating users not in memory
+    /// is what a backfill or a burst of due timers waits on, and one thread would leave
+    /// the other cores idle.
     pub async fn update_all(
         self: &Arc<Self>,
         users: Vec<u64>,

@@ -205,7 +205,7 @@ impl SegmentService {
         self.catalog.remove(id);
         self.store.delete_segment(id).map_err(storage)?;
         loop {
-            let members = self.store.members(id, None, 1024).map_err(storage)?;
+            let members = self.store.members(id, None, 1024);
             if members.is_empty() {
                 break;
             }

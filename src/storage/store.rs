@@ -296,18 +296,13 @@ impl Store {
     }
 
     /// Returns up to `limit` members of `segment` with ids above `after`, ascending.
-    pub fn members(
-        &self,
-        segment: u64,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<u64>, StorageError> {
+    pub fn members(&self, segment: u64, after: Option<u64>, limit: usize) -> Vec<u64> {
         let first = match after {
-            Some(u64::MAX) => return Ok(Vec::new()),
+            Some(u64::MAX) => return Vec::new(),
             Some(last) => last + 1,
             None => 0,
         };
-        Ok(self.members.members(segment, first, limit))
+        self.members.members(segment, first, limit)
     }
 
     /// Returns how many users are in `segment`.
@@ -403,8 +398,8 @@ pub(super) mod tests {
         assert_eq!(store.load_user::<String>(7).unwrap().as_deref(), Some("v2"));
         assert_eq!(store.due_timers(t(15)).unwrap(), vec![]);
         assert_eq!(store.due_timers(t(20)).unwrap(), vec![(t(20), 7)]);
-        assert_eq!(store.members(1, None, 10).unwrap(), Vec::<u64>::new());
-        assert_eq!(store.members(2, None, 10).unwrap(), vec![7]);
+        assert_eq!(store.members(1, None, 10), Vec::<u64>::new());
+        assert_eq!(store.members(2, None, 10), vec![7]);
         assert_eq!(
             store.user_ids().collect::<Result<Vec<_>, _>>().unwrap(),
             vec![7]
@@ -423,9 +418,9 @@ pub(super) mod tests {
                 .apply([&Store::user_write(user, &(), &write).unwrap()])
                 .unwrap();
         }
-        assert_eq!(store.members(4, None, 2).unwrap(), vec![1, 3]);
-        assert_eq!(store.members(4, Some(3), 2).unwrap(), vec![5, 9]);
-        assert_eq!(store.members(4, Some(9), 2).unwrap(), Vec::<u64>::new());
+        assert_eq!(store.members(4, None, 2), vec![1, 3]);
+        assert_eq!(store.members(4, Some(3), 2), vec![5, 9]);
+        assert_eq!(store.members(4, Some(9), 2), Vec::<u64>::new());
         assert_eq!(store.member_count(4), 4);
     }
 
@@ -447,7 +442,7 @@ pub(super) mod tests {
         let mut listed = Vec::new();
         let mut after = None;
         loop {
-            let page = store.members(2, after, 500).unwrap();
+            let page = store.members(2, after, 500);
             let Some(last) = page.last().copied() else {
                 break;
             };
@@ -457,7 +452,7 @@ pub(super) mod tests {
         assert_eq!(listed, users);
         assert_eq!(store.member_count(2), 3000);
         assert!(store.is_member(2, 7 * 2999) && !store.is_member(2, 8));
-        assert_eq!(store.members(3, None, 10).unwrap(), Vec::<u64>::new());
+        assert_eq!(store.members(3, None, 10), Vec::<u64>::new());
     }
 
     #[tokio::test]

@@ -209,10 +209,7 @@ pub async fn members(
             ApiError::invalid_request("cursor must be a value of next_cursor", Some("cursor"))
         })?),
     };
-    let mut page = state
-        .store
-        .members(id, cursor, limit + 1)
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let mut page = state.store.members(id, cursor, limit + 1);
     let mut more_elsewhere = false;
     if !state.cluster.is_single() && !is_forwarded(&req) {
         // Each node answers its own first `limit` members after the cursor; the first
