@@ -1,9 +1,9 @@
-//! A user's overlay: its timer and membership, stored beside its record by a resident
-//! user's step that moved its timer and changed nothing else but membership (a time-only
-//! flip). Such a step writes a few bytes instead of rewriting the whole record; loading
-//! the user applies the overlay, and the next whole save of the record drops it. The
-//! overlay's membership is the stored membership's (loads take that); it is kept so
-//! that overlays written before stay readable.
+//! A user's overlay: its timer, stored beside its record by a resident user's step that
+//! moved its timer and changed nothing else but membership (a time-only flip). Such a
+//! step writes a few bytes instead of rewriting the whole record; loading the user
+//! applies the overlay, and the next whole save of the record drops it. Membership needs
+//! no overlay: loads take it from the stored membership. (Overlays written before also
+//! hold the segments; decoding ignores them.)
 
 use serde::{Deserialize, Serialize};
 use tracing::error;
@@ -12,28 +12,23 @@ use crate::domain::Timestamp;
 use crate::storage::{StorageError, Store};
 
 use super::record::UserRecord;
-use super::segment_set::SegmentSet;
 
-/// What a user's record says of its membership and timer, when newer than the record.
+/// A user's timer, when newer than its record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Overlay {
-    /// The segments the user is in.
-    pub segments: SegmentSet,
     /// When the user must be evaluated again with no new event.
     pub next_due: Option<Timestamp>,
 }
 
 impl Overlay {
-    /// The membership and timer of `record`.
+    /// The timer of `record`.
     pub fn of(record: &UserRecord) -> Overlay {
         Overlay {
-            segments: record.segments.clone(),
             next_due: record.next_due,
         }
     }
 
     fn apply_to(self, record: &mut UserRecord) {
-        record.segments = self.segments;
         record.next_due = self.next_due;
     }
 }
@@ -49,7 +44,7 @@ pub fn load_record(store: &Store, user: u64) -> Result<Option<UserRecord>, Stora
         Ok(Some(overlay)) => overlay.apply_to(&mut record),
         Ok(None) => {}
         Err(StorageError::Decode(reason)) => {
-            error!(user_id = user, %reason, "user overlay does not decode; using its record's membership and timer");
+            error!(user_id = user, %reason, "user overlay does not decode; using its record's timer");
         }
         Err(e) => return Err(e),
     }
@@ -126,6 +121,33 @@ mod tests {
         assert_eq!(
             load_record(&store, 7).unwrap(),
             Some(record(&[2, 3], Some(20)))
+        );
+    }
+
+    #[test]
+    fn an_overlay_written_with_segments_still_loads() {
+        #[derive(Serialize)]
+        struct WithSegments {
+            segments: Vec<u64>,
+            next_due: Option<Timestamp>,
+        }
+        let (_dir, store) = store();
+        let saved = record(&[], Some(10));
+        apply(
+            &store,
+            Store::user_write(7, &saved, &UserWrite::default()).unwrap(),
+        );
+        let older = WithSegments {
+            segments: vec![4],
+            next_due: Some(ms(30)),
+        };
+        let moved = UserWrite::between(Some(ms(10)), Some(ms(30)), &[], &[]);
+        apply(&store, Store::overlay_write(7, &older, &moved).unwrap());
+        let loaded = load_record(&store, 7).unwrap().unwrap();
+        assert_eq!(loaded.next_due, Some(ms(30)));
+        assert!(
+            loaded.segments.is_empty(),
+            "membership comes from the stored bits"
         );
     }
 }

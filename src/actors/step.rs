@@ -198,8 +198,8 @@ fn snapshot_writes(
     Ok((writes, Some(JournalStep::Saved(id))))
 }
 
-/// The timer move and membership changes, with the membership and timer as the user's
-/// overlay: the stored record is left as it is.
+/// The timer move and membership changes, with the timer as the user's overlay: the
+/// stored record is left as it is.
 fn overlay_writes(
     shared: &UserContext,
     id: u64,

@@ -14,7 +14,7 @@
 //! | `l` | user id | merge log (codec) |
 //! | `o` | user id | a user given up to a survivor on another node, until it has it (codec) |
 //! | `j` | sequence number | one journal entry: the events of one group commit (codec) |
-//! | `n` | user id | the user's membership and timer when newer than its record (codec) |
+//! | `n` | user id | the user's timer when newer than its record (codec) |
 
 use crate::domain::Timestamp;
 

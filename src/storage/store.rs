@@ -73,7 +73,7 @@ pub(super) fn key_suffix(key: &[u8], offset: usize) -> Result<u64, StorageError>
 }
 
 /// Adds a user's record, timer move and membership changes to `set`. The record holds
-/// its membership and timer, so an overlay of them is dropped.
+/// its timer, so an overlay of it is dropped.
 pub(super) fn user_ops<T: Serialize>(
     set: &mut WriteSet,
     user: u64,
@@ -148,7 +148,7 @@ impl Store {
             .transpose()
     }
 
-    /// Loads a user's overlay: its membership and timer, when newer than its record.
+    /// Loads a user's overlay: its timer, when newer than its record.
     pub fn load_overlay<T: DeserializeOwned>(&self, user: u64) -> Result<Option<T>, StorageError> {
         self.tree
             .get(keys::with_id(OVERLAY, user))?
@@ -199,8 +199,8 @@ impl Store {
         set
     }
 
-    /// Returns the writes that move a user's timer and membership and store them as its
-    /// `overlay`, leaving its record as it is (a step that changed nothing else).
+    /// Returns the writes that move a user's timer and membership and store the timer as
+    /// its `overlay`, leaving its record as it is (a step that changed nothing else).
     pub fn overlay_write<T: Serialize>(
         user: u64,
         overlay: &T,
