@@ -117,14 +117,14 @@ pub fn step(
         // ticks that flip nothing read-only.
         return Ok(None);
     }
-    let stored_as_is = !effects.dirty && saved.stored && saved.unsaved_steps == 0;
+    let record_unchanged = !effects.dirty && saved.stored && saved.unsaved_steps == 0;
     let (writes, journal_step) = match journal {
         Some(events) => journal_writes(shared, id, record, saved, &before_segments, now, events)?,
-        None if stored_as_is && record.next_due == saved.due => (
+        None if record_unchanged && record.next_due == saved.due => (
             Store::index_write(id, &moves_since_saved(record, saved, &before_segments)),
             None,
         ),
-        None if stored_as_is && matches!(persist, Persist::Overlay) => (
+        None if record_unchanged && matches!(persist, Persist::Overlay) => (
             overlay_writes(shared, id, record, saved, &before_segments)?,
             None,
         ),
