@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tracing::error;
 
 use crate::domain::Timestamp;
-use crate::storage::{StorageError, Store};
+use crate::storage::{StorageError, Store, StoredUser};
 
 use super::record::UserRecord;
 
@@ -37,10 +37,26 @@ impl Overlay {
 /// membership has them (a step that changed only membership wrote just that). An overlay
 /// that does not decode is logged and skipped: the record's own timer is older but whole.
 pub fn load_record(store: &Store, user: u64) -> Result<Option<UserRecord>, StorageError> {
-    let Some(mut record) = store.load_user::<UserRecord>(user)? else {
+    let Some(record) = store.load_user::<UserRecord>(user)? else {
         return Ok(None);
     };
-    match store.load_overlay::<Overlay>(user) {
+    completed(store, user, record, store.load_overlay::<Overlay>(user)).map(Some)
+}
+
+/// A user's record as `load_record` gives it, from what a scan read (`Store::read_users`).
+pub fn stored_record(store: &Store, stored: &StoredUser) -> Result<UserRecord, StorageError> {
+    completed(store, stored.id, stored.record()?, stored.overlay())
+}
+
+/// Applies the overlay to the stored record and takes its segments from the stored
+/// membership.
+fn completed(
+    store: &Store,
+    user: u64,
+    mut record: UserRecord,
+    overlay: Result<Option<Overlay>, StorageError>,
+) -> Result<UserRecord, StorageError> {
+    match overlay {
         Ok(Some(overlay)) => overlay.apply_to(&mut record),
         Ok(None) => {}
         Err(StorageError::Decode(reason)) => {
@@ -49,7 +65,7 @@ pub fn load_record(store: &Store, user: u64) -> Result<Option<UserRecord>, Stora
         Err(e) => return Err(e),
     }
     record.segments = store.segments_of(user).into_iter().collect();
-    Ok(Some(record))
+    Ok(record)
 }
 
 #[cfg(test)]

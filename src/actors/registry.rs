@@ -25,6 +25,8 @@ use super::user::{UserActor, UserContext};
 use super::view::UserView;
 use super::ActorError;
 
+mod backfill;
+
 /// SplitMix64's finaliser: a fixed, well-mixed 64-bit hash (never `DefaultHasher`).
 pub fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -520,23 +522,45 @@ impl Registry {
         if self.arbiters.len() < 2 || users.len() <= per_part {
             return self.update_each(users, op).await;
         }
-        let mut parts = Vec::with_capacity(self.arbiters.len());
-        for (arbiter, part) in self.arbiters.iter().zip(users.chunks(per_part)) {
-            let (done, finished) = oneshot::channel();
+        let parts = users.chunks(per_part).map(|part| {
             let registry = Arc::clone(self);
             let part = part.to_vec();
+            async move { registry.update_each(part, op).await }
+        });
+        self.side_by_side(parts).await.map(|_| ())
+    }
+
+    /// Runs each part on an arbiter of its own (at most one part per arbiter), side by
+    /// side, and waits for all of them; the first error wins.
+    async fn side_by_side<T, Part>(
+        &self,
+        parts: impl IntoIterator<Item = Part>,
+    ) -> Result<Vec<T>, ActorError>
+    where
+        Part: std::future::Future<Output = Result<T, ActorError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut running = Vec::with_capacity(self.arbiters.len());
+        for (arbiter, part) in self.arbiters.iter().zip(parts) {
+            let (done, finished) = oneshot::channel();
             let spawned = arbiter.spawn(async move {
-                let _caller_gone = done.send(registry.update_each(part, op).await);
+                let _caller_gone = done.send(part.await);
             });
             if !spawned {
                 return Err(ActorError::ShuttingDown);
             }
-            parts.push(finished);
+            running.push(finished);
         }
-        let mut outcome = Ok(());
-        for finished in parts {
+        let mut outcome = Ok(Vec::with_capacity(running.len()));
+        for finished in running {
             let result = finished.await.unwrap_or(Err(ActorError::ShuttingDown));
-            outcome = outcome.and(result);
+            outcome = match (outcome, result) {
+                (Ok(mut results), Ok(result)) => {
+                    results.push(result);
+                    Ok(results)
+                }
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            };
         }
         outcome
     }
@@ -563,7 +587,7 @@ mod tests {
     use crate::storage::Store;
 
     /// A registry on `store` whose actors run on the current thread.
-    fn registry(store: Store) -> Registry {
+    pub(super) fn registry(store: Store) -> Registry {
         let metrics = Metrics::new();
         let health = Arc::new(StorageHealth::default());
         let committer =
@@ -586,6 +610,25 @@ mod tests {
             &ring,
         ));
         Registry::new(1, Vec::new(), 16, shared, ownership)
+    }
+
+    /// Puts segment `id` in the catalog: users with a `page_viewed` event.
+    pub(super) fn put_viewers(registry: &Registry, id: u64) {
+        use crate::actors::{Segment, SegmentDef};
+        let rule = "count(page_viewed) >= 1";
+        let at = Timestamp::from_millis(0);
+        registry.shared.catalog.put(Segment {
+            def: SegmentDef {
+                id,
+                name: "viewers".into(),
+                rule: rule.into(),
+                description: None,
+                created_at: at,
+                updated_at: at,
+                ready: false,
+            },
+            rule: crate::rules::compile(rule, &crate::rules::Limits::default()).unwrap(),
+        });
     }
 
     /// Answers whether any address of the actor that handles it is still alive.
@@ -630,7 +673,7 @@ mod tests {
     /// gives the new membership.
     #[test]
     fn a_backfill_writes_membership_alone() {
-        use crate::actors::{Segment, SegmentDef, UserRecord};
+        use crate::actors::UserRecord;
         use crate::storage::UserWrite;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 24).unwrap();
@@ -644,19 +687,7 @@ mod tests {
                 let stored = Store::user_write(user, &record, &UserWrite::default()).unwrap();
                 store.apply([&stored]).unwrap();
             }
-            let rule = "count(page_viewed) >= 1";
-            registry.shared.catalog.put(Segment {
-                def: SegmentDef {
-                    id: 1,
-                    name: "viewers".into(),
-                    rule: rule.into(),
-                    description: None,
-                    created_at: at,
-                    updated_at: at,
-                    ready: false,
-                },
-                rule: crate::rules::compile(rule, &crate::rules::Limits::default()).unwrap(),
-            });
+            put_viewers(&registry, 1);
             registry.ask(7, |reply| GetView { reply }).await.unwrap();
             for user in [7, 8] {
                 let receipt = registry.update(user, UserOp::Reevaluate(1)).await.unwrap();

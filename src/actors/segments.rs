@@ -289,15 +289,7 @@ impl SegmentService {
             return Ok(0);
         };
         self.registry.save_dirty().await?;
-        let users: Vec<u64> = self
-            .store
-            .user_ids()
-            .collect::<Result<_, _>>()
-            .map_err(storage)?;
-        let count = users.len();
-        self.registry
-            .update_all(users, UserOp::Reevaluate(id))
-            .await?;
+        let count = self.registry.reevaluate_all(id).await?;
         let _write = self.writes.lock().await;
         let current = self.catalog.snapshot().get(&id).cloned();
         // A rule changed while this backfill ran has a backfill of its own: only the

@@ -11,7 +11,8 @@
 use crate::domain::Timestamp;
 use crate::storage::{journal_part, Store, UserWrite, WriteSet};
 
-use super::committer::Receipt;
+use super::committer::{Committer, Receipt};
+use super::hub::Notification;
 use super::journal::{JournalPart, JournalStep};
 use super::overlay::Overlay;
 use super::record::{Effects, Incoming, UserRecord};
@@ -76,11 +77,6 @@ fn storage(e: crate::storage::StorageError) -> ActorError {
 /// users not in memory.
 ///
 /// Returns `None` when nothing needed writing.
-///
-/// Node-wide activity totals can only change when `work` applies events or a pending
-/// event becomes due; only then are this user's totals compared before and after, so
-/// backfills and timer ticks do not pay for it. With no pending event, only the
-/// activity types of the applied events can change, so only those are compared.
 pub fn step(
     shared: &UserContext,
     id: u64,
@@ -89,6 +85,43 @@ pub fn step(
     persist: Persist<'_>,
     work: impl FnOnce(&mut UserRecord, &UserContext) -> Effects,
 ) -> Result<Option<Receipt>, ActorError> {
+    let staged = stage(shared, id, record, saved, persist, work)?;
+    Ok(staged.map(|staged| staged.submit(&shared.committer)))
+}
+
+/// A step's writes, what they mean for the journal, and the notifications they cause,
+/// not yet handed to the committer.
+pub struct Staged {
+    /// The writes.
+    pub writes: WriteSet,
+    /// What they mean for the journal.
+    pub journal: Option<JournalStep>,
+    /// The membership changes to push once they are durable.
+    pub notifications: Vec<Notification>,
+}
+
+impl Staged {
+    /// Hands the step to the committer.
+    pub fn submit(self, committer: &Committer) -> Receipt {
+        committer.submit(self.writes, self.journal, self.notifications)
+    }
+}
+
+/// Runs one step as `step` does, but returns its writes instead of submitting them (a
+/// backfill submits many users' steps as one).
+///
+/// Node-wide activity totals can only change when `work` applies events or a pending
+/// event becomes due; only then are this user's totals compared before and after, so
+/// backfills and timer ticks do not pay for it. With no pending event, only the
+/// activity types of the applied events can change, so only those are compared.
+pub fn stage(
+    shared: &UserContext,
+    id: u64,
+    record: &mut UserRecord,
+    saved: &mut Saved,
+    persist: Persist<'_>,
+    work: impl FnOnce(&mut UserRecord, &UserContext) -> Effects,
+) -> Result<Option<Staged>, ActorError> {
     let now = shared.clock.now();
     let applies_events = matches!(persist, Persist::Journal(_));
     let before_segments = record.segments.clone();
@@ -144,11 +177,11 @@ pub fn step(
         .into_iter()
         .map(|change| change.notification(id))
         .collect();
-    Ok(Some(shared.committer.submit(
+    Ok(Some(Staged {
         writes,
-        journal_step,
+        journal: journal_step,
         notifications,
-    )))
+    }))
 }
 
 /// A journal part for the step's events, with the membership it changed; a due earlier

@@ -19,12 +19,14 @@ mod membership;
 mod shards;
 mod store;
 mod transfers;
+mod user_scan;
 mod write_set;
 
 pub use identities::Absorbed;
 pub use journal::journal_part;
 pub use shards::{key_owner, ExportStep, KeyOwner, Pairs};
 pub use store::{Store, UserWrite};
+pub use user_scan::{ReadMark, StoredUser};
 pub use write_set::WriteSet;
 
 /// Why a storage operation failed.

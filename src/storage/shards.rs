@@ -14,6 +14,7 @@ use super::keys::{
 };
 use super::member_chunks::{self, MemberOp};
 use super::store::{key_suffix, Store};
+use super::user_scan::Written;
 use super::StorageError;
 
 /// What a key is about, for placing it on a node.
@@ -105,7 +106,7 @@ impl Store {
                 None => batch.insert(key.as_slice(), value.as_slice()),
             }
         }
-        self.apply_with_members(batch, &members)?;
+        self.apply_with_members(batch, &members, &Written::Anyone)?;
         self.identities.forget_all();
         self.flush().await?;
         Ok(())
@@ -135,7 +136,7 @@ impl Store {
                 _ => {}
             }
         }
-        self.apply_with_members(batch, &members)?;
+        self.apply_with_members(batch, &members, &Written::Anyone)?;
         self.identities.forget_all();
         self.flush().await?;
         Ok(removed)

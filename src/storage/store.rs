@@ -13,6 +13,7 @@ use super::identity_cache::IdentityCache;
 use super::keys::{self, IDENTITY, JOURNAL, MEMBER, OVERLAY, SEGMENT, TIMER, USER};
 use super::member_chunks::{self, MemberOp};
 use super::membership::Membership;
+use super::user_scan::{RecordWrites, Written};
 use super::write_set::WriteSet;
 use super::StorageError;
 
@@ -25,6 +26,8 @@ pub struct Store {
     pub(super) identities: Arc<IdentityCache>,
     /// Every segment's members; told of every membership change.
     pub(super) members: Arc<Membership>,
+    /// Writes of records and overlays, counted for readers that read without a lock.
+    pub(super) record_writes: Arc<RecordWrites>,
 }
 
 /// Identity index entries cached per generation (two generations at most, ~80 bytes
@@ -126,6 +129,7 @@ impl Store {
             tree,
             identities: Arc::new(IdentityCache::new(IDENTITY_CACHE_ENTRIES)),
             members,
+            record_writes: Arc::default(),
         })
     }
 
@@ -230,14 +234,17 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut identities = Vec::new();
         let mut members: Vec<MemberOp> = Vec::new();
+        let mut records = Vec::new();
         for set in sets {
             for (key, value) in set.ops() {
                 if let Some((segment, user)) = member_chunks::member_of_key(key) {
                     members.push((segment, user, value.is_some()));
                     continue;
                 }
-                if key.first() == Some(&IDENTITY) {
-                    identities.push(key);
+                match key.first() {
+                    Some(&IDENTITY) => identities.push(key),
+                    Some(&USER | &OVERLAY) => records.push(key_suffix(key, 1)?),
+                    _ => {}
                 }
                 match value {
                     Some(value) => batch.insert(key, value),
@@ -245,7 +252,12 @@ impl Store {
                 }
             }
         }
-        self.apply_with_members(batch, &members)?;
+        let written = if records.is_empty() {
+            Written::Nobody
+        } else {
+            Written::Users(records)
+        };
+        self.apply_with_members(batch, &members, &written)?;
         for key in identities {
             self.identities.forget(key);
         }
@@ -253,12 +265,15 @@ impl Store {
     }
 
     /// Applies `batch` together with the membership changes `members` (in order), and
-    /// adjusts the member counts by what they changed.
+    /// adjusts the member counts by what they changed. `written` says whose records or
+    /// overlays the batch writes (see `unchanged_since`).
     pub(super) fn apply_with_members(
         &self,
         batch: sled::Batch,
         members: &[MemberOp],
+        written: &Written,
     ) -> Result<(), StorageError> {
+        let _numbered = self.record_writes.begin(written);
         self.members.write(&self.tree, batch, members)
     }
 

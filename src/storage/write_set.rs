@@ -25,6 +25,11 @@ impl WriteSet {
             .map(|(key, value)| (key.as_slice(), value.as_deref()))
     }
 
+    /// Adds the writes of `later` after these.
+    pub fn append(&mut self, later: WriteSet) {
+        self.ops.extend(later.ops);
+    }
+
     /// Returns whether the set writes nothing.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()

@@ -1,0 +1,278 @@
+//! A backfill: one segment evaluated over every stored user. Records are read in key
+//! order, a batch at a time (`Store::read_users`), and each user out of memory is
+//! evaluated from what was read, under its shard lock. A user in memory or leaving it,
+//! with journaled events, or whose record may have changed since the read goes through
+//! `Registry::update` instead, one by one. A batch's writes reach the committer as one
+//! commit, and its users count as leaving memory until that commit is in storage, so
+//! that a load meanwhile waits for it. One part per arbiter, side by side, each taking
+//! the next batch from a shared cursor: ids need not be spread evenly.
+//!
+//! Reading in key order is what makes it fast: one `get` per user pulled sled pages
+//! from its log again and again (most of a backfill's time after a restart).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::storage::{ReadMark, StoredUser, WriteSet};
+use crate::sync::locked;
+
+use super::super::committer::Receipt;
+use super::super::journal::JournalStep;
+use super::super::overlay::stored_record;
+use super::super::record::UserOp;
+use super::super::step::{stage, Persist, Saved, Staged};
+use super::super::ActorError;
+use super::{finished, Registry, Slot};
+
+/// Users read per batch.
+const BATCH: usize = 512;
+
+/// Receipts awaited at most at once by one part; a part waits for the oldest beyond it.
+const IN_FLIGHT: usize = 4096;
+
+/// Where the next batch begins; `None` once every user was read.
+type Cursor = Mutex<Option<u64>>;
+
+fn storage(e: crate::storage::StorageError) -> ActorError {
+    ActorError::Storage(e.to_string())
+}
+
+impl Registry {
+    /// Evaluates segment `segment` over every stored user this node serves and waits
+    /// until every change is durable and pushed; returns how many users were read.
+    pub async fn reevaluate_all(self: &Arc<Self>, segment: u64) -> Result<usize, ActorError> {
+        let op = UserOp::Reevaluate(segment);
+        let cursor = Arc::new(Cursor::new(Some(0)));
+        if self.arbiters.len() < 2 {
+            return self.reevaluate_from(&cursor, op).await;
+        }
+        let parts = self.arbiters.iter().map(|_| {
+            let registry = Arc::clone(self);
+            let cursor = Arc::clone(&cursor);
+            async move { registry.reevaluate_from(&cursor, op).await }
+        });
+        Ok(self.side_by_side(parts).await?.into_iter().sum())
+    }
+
+    /// One part of `reevaluate_all`: takes batches from `cursor` until none is left.
+    async fn reevaluate_from(&self, cursor: &Cursor, op: UserOp) -> Result<usize, ActorError> {
+        let mut receipts = VecDeque::new();
+        let mut read = 0;
+        while let Some((mark, users)) = self.next_batch(cursor)? {
+            read += users.len();
+            let mut one_by_one = Vec::new();
+            let staged = self.reevaluate_batch(mark, &users, op, &mut one_by_one);
+            receipts.extend(staged?);
+            for user in one_by_one {
+                receipts.push_back(self.update(user, op).await?);
+                while receipts.len() > IN_FLIGHT {
+                    wait_for(receipts.pop_front()).await?;
+                }
+            }
+            // Resident users on this arbiter get their turn between batches.
+            tokio::task::yield_now().await;
+        }
+        while let Some(receipt) = receipts.pop_front() {
+            wait_for(Some(receipt)).await?;
+        }
+        Ok(read)
+    }
+
+    fn next_batch(
+        &self,
+        cursor: &Cursor,
+    ) -> Result<Option<(ReadMark, Vec<StoredUser>)>, ActorError> {
+        let mut next = locked(cursor);
+        let Some(first) = *next else {
+            return Ok(None);
+        };
+        let (mark, users) = self
+            .shared
+            .store
+            .read_users(first..=u64::MAX, BATCH)
+            .map_err(storage)?;
+        *next = users.last().and_then(|user| user.id.checked_add(1));
+        Ok((!users.is_empty()).then_some((mark, users)))
+    }
+
+    /// Evaluates the users of a batch that are out of memory and unchanged since it was
+    /// read, and submits their writes as one commit (returning its receipts); puts the
+    /// others in `one_by_one`.
+    fn reevaluate_batch(
+        &self,
+        mark: ReadMark,
+        users: &[StoredUser],
+        op: UserOp,
+        one_by_one: &mut Vec<u64>,
+    ) -> Result<Vec<Receipt>, ActorError> {
+        let shared = &self.shared;
+        let segments = shared.catalog.snapshot();
+        let (applied, written) = watch::channel(false);
+        let mut batch = Staged {
+            writes: WriteSet::default(),
+            journal: None,
+            notifications: Vec::new(),
+        };
+        let mut held = false;
+        let mut receipts = Vec::new();
+        let mut outcome = Ok(());
+        for stored in users {
+            let user = stored.id;
+            if !self.ownership.serves_user(user) {
+                continue;
+            }
+            let mut actors = locked(&self.shards[self.shard_of(user)]);
+            let in_memory = match actors.get(&user) {
+                Some(Slot::Active { addr, .. }) => addr.connected(),
+                Some(Slot::Leaving(leaving)) => !finished(&leaving.done),
+                None => false,
+            };
+            let fresh = !in_memory
+                && !shared.committer.journal().is_dirty(user)
+                && shared.store.unchanged_since(user, mark);
+            // A record that does not decode is loaded again one by one, which reports it.
+            let record = fresh
+                .then(|| stored_record(&shared.store, stored).ok())
+                .flatten();
+            let Some(mut record) = record else {
+                one_by_one.push(user);
+                continue;
+            };
+            let mut saved = Saved::loaded(&record);
+            let step = stage(
+                shared,
+                user,
+                &mut record,
+                &mut saved,
+                Persist::Snapshot,
+                |record, shared| op.run(record, &segments, shared.clock.now(), shared.retention_ms),
+            );
+            let staged = match step {
+                Ok(Some(staged)) => staged,
+                Ok(None) => continue,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            // Later messages for this user load it from storage: they wait until the
+            // batch's commit is there.
+            actors.insert(user, Slot::leaving(written.clone(), None));
+            held = true;
+            match staged.journal {
+                // The user has no journaled part and none can come before the commit
+                // (it is held out of memory): saving it whole changes nothing in the
+                // journal's books.
+                None | Some(JournalStep::Saved(_)) => {
+                    batch.writes.append(staged.writes);
+                    batch.notifications.extend(staged.notifications);
+                }
+                Some(JournalStep::Part { .. }) => receipts.push(staged.submit(&shared.committer)),
+            }
+        }
+        if held {
+            receipts.push(batch.submit(&shared.committer));
+            shared.committer.signal_applied(applied);
+        }
+        outcome.map(|()| receipts)
+    }
+}
+
+/// Waits until a receipt's writes are durable and pushed.
+async fn wait_for(receipt: Option<Receipt>) -> Result<(), ActorError> {
+    match receipt {
+        Some(receipt) => receipt.await.map_err(|_| ActorError::ShuttingDown)?,
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{put_viewers, registry};
+    use super::*;
+    use crate::actors::messages::GetView;
+    use crate::actors::replay::load_user;
+    use crate::actors::UserRecord;
+    use crate::domain::{Event, Timestamp};
+    use crate::storage::{Store, UserWrite};
+
+    /// Stores `users`, every third one without events, the others with a page view.
+    fn stored(store: &Store, users: impl Iterator<Item = u64>) -> UserRecord {
+        let at = Timestamp::from_millis(0);
+        let mut viewer = UserRecord::default();
+        viewer.state.apply(&Event::new("page_viewed", at), at, 0);
+        let writes: Vec<WriteSet> = users
+            .map(|user| {
+                let record = if user % 3 == 0 {
+                    UserRecord::default()
+                } else {
+                    viewer.clone()
+                };
+                Store::user_write(user, &record, &UserWrite::default()).unwrap()
+            })
+            .collect();
+        store.apply(writes.iter()).unwrap();
+        viewer
+    }
+
+    /// Every stored user is evaluated, several batches of them: those out of memory from
+    /// what was read, a resident one by its actor. Only membership is written, and a
+    /// user loaded afterwards has it.
+    #[test]
+    fn a_backfill_reaches_every_stored_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 24).unwrap();
+        actix_rt::System::new().block_on(async {
+            let registry = Arc::new(registry(store.clone()));
+            let users = 1..=(BATCH as u64 * 2 + 10);
+            let viewer = stored(&store, users.clone());
+            put_viewers(&registry, 1);
+            registry.ask(7, |reply| GetView { reply }).await.unwrap();
+
+            assert_eq!(
+                registry.reevaluate_all(1).await.unwrap(),
+                users.clone().count()
+            );
+            let viewers: Vec<u64> = users.filter(|user| user % 3 != 0).collect();
+            assert_eq!(store.members(1, None, usize::MAX), viewers);
+            assert_eq!(registry.shared.metrics.snapshots.get(), 0);
+            assert_eq!(store.load_user::<UserRecord>(8).unwrap(), Some(viewer));
+            let (loaded, _) = load_user(&registry.shared, 8).unwrap().unwrap();
+            assert_eq!(&*loaded.segments, &[1]);
+        });
+    }
+
+    /// A user whose record was written after the batch was read, or who is in memory,
+    /// is left to `update`; the others are evaluated from the batch.
+    #[test]
+    fn a_user_written_since_the_read_goes_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 24).unwrap();
+        actix_rt::System::new().block_on(async {
+            let registry = Arc::new(registry(store.clone()));
+            stored(&store, 1..=2);
+            stored(&store, 1_000..=1_001);
+            put_viewers(&registry, 1);
+            let (mark, users) = store.read_users(0..=u64::MAX, BATCH).unwrap();
+            stored(&store, 1..=1);
+            registry
+                .ask(1_001, |reply| GetView { reply })
+                .await
+                .unwrap();
+
+            let mut one_by_one = Vec::new();
+            let op = UserOp::Reevaluate(1);
+            let receipts = registry
+                .reevaluate_batch(mark, &users, op, &mut one_by_one)
+                .unwrap();
+            for receipt in receipts {
+                receipt.await.unwrap().unwrap();
+            }
+            // User 2 shares user 1's block of ids: it may have changed too.
+            assert_eq!(one_by_one, [1, 2, 1_001]);
+            assert_eq!(store.members(1, None, 10), [1_000]);
+        });
+    }
+}
