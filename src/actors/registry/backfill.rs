@@ -13,6 +13,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
 use tokio::sync::watch;
 
 use crate::storage::{ReadMark, StoredUser, WriteSet};
@@ -24,13 +26,14 @@ use super::super::overlay::stored_record;
 use super::super::record::UserOp;
 use super::super::step::{stage, Persist, Saved, Staged};
 use super::super::ActorError;
-use super::{finished, Registry, Slot};
+use super::{finished, Registry, Slot, FAN_OUT};
 
 /// Users read per batch.
 const BATCH: usize = 512;
 
-/// Receipts awaited at most at once by one part; a part waits for the oldest beyond it.
-const IN_FLIGHT: usize = 4096;
+/// Batches of a part whose writes may be on their way at once; beyond it, a part waits
+/// until the oldest is durable.
+const PIPELINED: usize = 8;
 
 /// Where the next batch begins; `None` once every user was read.
 type Cursor = Mutex<Option<u64>>;
@@ -58,26 +61,34 @@ impl Registry {
 
     /// One part of `reevaluate_all`: takes batches from `cursor` until none is left.
     async fn reevaluate_from(&self, cursor: &Cursor, op: UserOp) -> Result<usize, ActorError> {
-        let mut receipts = VecDeque::new();
+        let mut pending: VecDeque<Vec<Receipt>> = VecDeque::new();
         let mut read = 0;
         while let Some((mark, users)) = self.next_batch(cursor)? {
             read += users.len();
             let mut one_by_one = Vec::new();
-            let staged = self.reevaluate_batch(mark, &users, op, &mut one_by_one);
-            receipts.extend(staged?);
-            for user in one_by_one {
-                receipts.push_back(self.update(user, op).await?);
-                while receipts.len() > IN_FLIGHT {
-                    wait_for(receipts.pop_front()).await?;
-                }
+            let mut receipts = self.reevaluate_batch(mark, &users, op, &mut one_by_one)?;
+            receipts.extend(self.updates(one_by_one, op).await?);
+            pending.push_back(receipts);
+            if pending.len() > PIPELINED {
+                durable(pending.pop_front()).await?;
             }
             // Resident users on this arbiter get their turn between batches.
             tokio::task::yield_now().await;
         }
-        while let Some(receipt) = receipts.pop_front() {
-            wait_for(Some(receipt)).await?;
+        while !pending.is_empty() {
+            durable(pending.pop_front()).await?;
         }
         Ok(read)
+    }
+
+    /// Applies `op` to each user through `update`, many at once (a resident user's step
+    /// is a round trip to its actor), and returns the receipts.
+    async fn updates(&self, users: Vec<u64>, op: UserOp) -> Result<Vec<Receipt>, ActorError> {
+        stream::iter(users)
+            .map(|user| self.update(user, op))
+            .buffer_unordered(FAN_OUT)
+            .try_collect()
+            .await
     }
 
     fn next_batch(
@@ -180,12 +191,12 @@ impl Registry {
     }
 }
 
-/// Waits until a receipt's writes are durable and pushed.
-async fn wait_for(receipt: Option<Receipt>) -> Result<(), ActorError> {
-    match receipt {
-        Some(receipt) => receipt.await.map_err(|_| ActorError::ShuttingDown)?,
-        None => Ok(()),
+/// Waits until a batch's writes are durable and pushed.
+async fn durable(receipts: Option<Vec<Receipt>>) -> Result<(), ActorError> {
+    for receipt in receipts.into_iter().flatten() {
+        receipt.await.map_err(|_| ActorError::ShuttingDown)??;
     }
+    Ok(())
 }
 
 #[cfg(test)]
