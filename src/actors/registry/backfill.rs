@@ -5,13 +5,17 @@
 //! `Registry::update` instead, one by one. A batch's writes reach the committer as one
 //! commit, and its users count as leaving memory until that commit is in storage, so
 //! that a load meanwhile waits for it. One part per arbiter, side by side, each taking
-//! the next batch from a shared cursor: ids need not be spread evenly.
+//! the next window of ids from a shared counter and reading it on its own; an empty
+//! window makes every part skip to the next stored id (ids need not be dense: a
+//! cluster's have the node's position in their top bits).
 //!
 //! Reading in key order is what makes it fast: one `get` per user pulled sled pages
 //! from its log again and again (most of a backfill's time after a restart).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
@@ -35,8 +39,36 @@ const BATCH: usize = 512;
 /// until the oldest is durable.
 const PIPELINED: usize = 8;
 
-/// Where the next batch begins; `None` once every user was read.
-type Cursor = Mutex<Option<u64>>;
+/// Ids per window: a window holds at most a batch.
+const WINDOW: u64 = BATCH as u64;
+
+/// The windows of ids the parts take one at a time: window `w` is the ids from
+/// `w * WINDOW` to `w * WINDOW + WINDOW - 1`.
+#[derive(Default)]
+struct Windows {
+    next: AtomicU64,
+}
+
+impl Windows {
+    /// The last window.
+    const LAST: u64 = u64::MAX / WINDOW;
+
+    /// Takes the next window's ids; `None` once every window was taken.
+    fn take(&self) -> Option<RangeInclusive<u64>> {
+        let window = self.next.fetch_add(1, Ordering::SeqCst);
+        (window <= Self::LAST).then(|| window * WINDOW..=window * WINDOW + (WINDOW - 1))
+    }
+
+    /// Skips every window before the one of `id`.
+    fn skip_to(&self, id: u64) {
+        self.next.fetch_max(id / WINDOW, Ordering::SeqCst);
+    }
+
+    /// Skips every window left.
+    fn finish(&self) {
+        self.next.fetch_max(Self::LAST + 1, Ordering::SeqCst);
+    }
+}
 
 fn storage(e: crate::storage::StorageError) -> ActorError {
     ActorError::Storage(e.to_string())
@@ -47,23 +79,23 @@ impl Registry {
     /// until every change is durable and pushed; returns how many users were read.
     pub async fn reevaluate_all(self: &Arc<Self>, segment: u64) -> Result<usize, ActorError> {
         let op = UserOp::Reevaluate(segment);
-        let cursor = Arc::new(Cursor::new(Some(0)));
+        let windows = Arc::new(Windows::default());
         if self.arbiters.len() < 2 {
-            return self.reevaluate_from(&cursor, op).await;
+            return self.reevaluate_from(&windows, op).await;
         }
         let parts = self.arbiters.iter().map(|_| {
             let registry = Arc::clone(self);
-            let cursor = Arc::clone(&cursor);
-            async move { registry.reevaluate_from(&cursor, op).await }
+            let windows = Arc::clone(&windows);
+            async move { registry.reevaluate_from(&windows, op).await }
         });
         Ok(self.side_by_side(parts).await?.into_iter().sum())
     }
 
-    /// One part of `reevaluate_all`: takes batches from `cursor` until none is left.
-    async fn reevaluate_from(&self, cursor: &Cursor, op: UserOp) -> Result<usize, ActorError> {
+    /// One part of `reevaluate_all`: takes windows until none is left.
+    async fn reevaluate_from(&self, windows: &Windows, op: UserOp) -> Result<usize, ActorError> {
         let mut pending: VecDeque<Vec<Receipt>> = VecDeque::new();
         let mut read = 0;
-        while let Some((mark, users)) = self.next_batch(cursor)? {
+        while let Some((mark, users)) = self.next_batch(windows)? {
             read += users.len();
             let mut one_by_one = Vec::new();
             let mut receipts = self.reevaluate_batch(mark, &users, op, &mut one_by_one)?;
@@ -91,21 +123,28 @@ impl Registry {
             .await
     }
 
+    /// Reads the users of the next window that has any.
     fn next_batch(
         &self,
-        cursor: &Cursor,
+        windows: &Windows,
     ) -> Result<Option<(ReadMark, Vec<StoredUser>)>, ActorError> {
-        let mut next = locked(cursor);
-        let Some(first) = *next else {
-            return Ok(None);
-        };
-        let (mark, users) = self
-            .shared
-            .store
-            .read_users(first..=u64::MAX, BATCH)
-            .map_err(storage)?;
-        *next = users.last().and_then(|user| user.id.checked_add(1));
-        Ok((!users.is_empty()).then_some((mark, users)))
+        let store = &self.shared.store;
+        while let Some(ids) = windows.take() {
+            let after = ids.end().checked_add(1);
+            let (mark, users) = store.read_users(ids, BATCH).map_err(storage)?;
+            if !users.is_empty() {
+                return Ok(Some((mark, users)));
+            }
+            let next = match after {
+                Some(after) => store.read_users(after..=u64::MAX, 1).map_err(storage)?.1,
+                None => Vec::new(),
+            };
+            match next.first() {
+                Some(user) => windows.skip_to(user.id),
+                None => windows.finish(),
+            }
+        }
+        Ok(None)
     }
 
     /// Evaluates the users of a batch that are out of memory and unchanged since it was
@@ -252,6 +291,23 @@ mod tests {
             assert_eq!(store.load_user::<UserRecord>(8).unwrap(), Some(viewer));
             let (loaded, _) = load_user(&registry.shared, 8).unwrap().unwrap();
             assert_eq!(&*loaded.segments, &[1]);
+        });
+    }
+
+    /// Ids far apart (a cluster's, with the node's position in their top bits) are
+    /// reached by skipping the empty windows between them.
+    #[test]
+    fn a_backfill_skips_the_gaps_between_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 24).unwrap();
+        actix_rt::System::new().block_on(async {
+            let registry = Arc::new(registry(store.clone()));
+            let users = [1, 2, (1 << 40) | 7, (3 << 40) | 8, u64::MAX - 1, u64::MAX];
+            stored(&store, users.into_iter());
+            put_viewers(&registry, 1);
+            assert_eq!(registry.reevaluate_all(1).await.unwrap(), users.len());
+            let viewers: Vec<u64> = users.into_iter().filter(|user| user % 3 != 0).collect();
+            assert_eq!(store.members(1, None, 10), viewers);
         });
     }
 
