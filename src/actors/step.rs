@@ -54,13 +54,15 @@ impl Saved {
 pub enum Persist<'a> {
     /// As a journal part holding these events (a resident user's event step).
     Journal(&'a [Incoming]),
-    /// A resident user's step with no event: when storage holds the record as it is and
-    /// only membership changed, as the membership changes alone; when the timer moved
-    /// too, with the timer as an overlay; else as a snapshot. sled rewrites a record only
-    /// with its page in its cache, which a resident user's page mostly is not: a
-    /// backfill of 173k resident users with overlays took 4.4–5.3 s instead of 5.5–6.2 s
-    /// (session 6, interleaved runs); membership alone halved it again (BENCHMARKS.md,
-    /// session 7).
+    /// A step with no event on a resident user, or on one a backfill read: when storage
+    /// holds the record as it is and only membership changed, as the membership changes
+    /// alone; when the timer moved too, with the timer as an overlay; else as a
+    /// snapshot. sled rewrites a record only with its page in its cache, which a
+    /// resident user's page mostly is not: a backfill of 173k resident users with
+    /// overlays took 4.4–5.3 s instead of 5.5–6.2 s (session 6, interleaved runs);
+    /// membership alone halved it again (BENCHMARKS.md, session 7). A backfill giving
+    /// 755k users of 903k a timer took 10.4–11.6 s with overlays, 14.3–14.8 s with
+    /// snapshots (session 8).
     Overlay,
     /// As the membership changes alone when only they changed, else as a snapshot of the
     /// whole record. For a user just loaded from storage, whose page sled has at hand:

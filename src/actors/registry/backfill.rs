@@ -10,7 +10,9 @@
 //! cluster's have the node's position in their top bits).
 //!
 //! Reading in key order is what makes it fast: one `get` per user pulled sled pages
-//! from its log again and again (most of a backfill's time after a restart).
+//! from its log again and again (most of a backfill's time after a restart). A user
+//! whose timer moved gets it as an overlay, not a rewritten record (`Persist::Overlay`).
+//! Figures: BENCHMARKS.md, "Backfill in key order" (session 8).
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
@@ -196,7 +198,7 @@ impl Registry {
                 user,
                 &mut record,
                 &mut saved,
-                Persist::Snapshot,
+                Persist::Overlay,
                 |record, shared| op.run(record, &segments, shared.clock.now(), shared.retention_ms),
             );
             let staged = match step {
