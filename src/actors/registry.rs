@@ -25,7 +25,9 @@ use super::user::{UserActor, UserContext};
 use super::view::UserView;
 use super::ActorError;
 
-mod backfill;
+mod sweep;
+
+pub use sweep::Sweep;
 
 /// SplitMix64's finaliser: a fixed, well-mixed 64-bit hash (never `DefaultHasher`).
 pub fn mix(mut x: u64) -> u64 {
@@ -418,7 +420,7 @@ impl Registry {
     }
 }
 
-/// Users updated at once by `update_each`.
+/// Users updated at once by `update_each`, and by a sweep's part for its users one by one.
 const FAN_OUT: usize = 256;
 
 fn mailbox_error<M>(e: SendError<M>) -> ActorError {
@@ -503,31 +505,6 @@ impl Registry {
             }
         }
         self.ask(user, |reply| GetView { reply }).await.map(Some)
-    }
-
-    /// Applies `op` to each of `users` as `update_each` does, the list cut in one
-    /// contiguous part per arbiter (of 256 users at least) and the parts run side by
-    /// side, each on its arbiter's thread: loading and evaluating users not in memory
-    /// is what a backfill or a burst of due timers waits on, and one thread would leave
-    /// the other cores idle.
-    pub async fn update_all(
-        self: &Arc<Self>,
-        users: Vec<u64>,
-        op: UserOp,
-    ) -> Result<(), ActorError> {
-        let per_part = users
-            .len()
-            .div_ceil(self.arbiters.len().max(1))
-            .max(FAN_OUT);
-        if self.arbiters.len() < 2 || users.len() <= per_part {
-            return self.update_each(users, op).await;
-        }
-        let parts = users.chunks(per_part).map(|part| {
-            let registry = Arc::clone(self);
-            let part = part.to_vec();
-            async move { registry.update_each(part, op).await }
-        });
-        self.side_by_side(parts).await.map(|_| ())
     }
 
     /// Runs each part on an arbiter of its own (at most one part per arbiter), side by

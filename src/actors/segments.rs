@@ -16,7 +16,7 @@ use crate::storage::Store;
 
 use super::catalog::{Catalog, Segment, SegmentDef};
 use super::record::UserOp;
-use super::registry::Registry;
+use super::registry::{Registry, Sweep};
 use super::ActorError;
 
 /// Why a segment operation was refused.
@@ -289,7 +289,10 @@ impl SegmentService {
             return Ok(0);
         };
         self.registry.save_dirty().await?;
-        let count = self.registry.reevaluate_all(id).await?;
+        let count = self
+            .registry
+            .sweep(Sweep::Everyone, UserOp::Reevaluate(id))
+            .await?;
         let _write = self.writes.lock().await;
         let current = self.catalog.snapshot().get(&id).cloned();
         // A rule changed while this backfill ran has a backfill of its own: only the

@@ -14,7 +14,7 @@ use crate::storage::Store;
 
 use super::due_soon::DueSoon;
 use super::record::UserOp;
-use super::registry::Registry;
+use super::registry::{Registry, Sweep};
 use super::ActorError;
 
 /// Longest sleep of the system-clock loop, so new timers are seen soon.
@@ -57,8 +57,12 @@ impl Timers {
             let lag_ms = now.as_millis().saturating_sub(at.as_millis()).max(0);
             self.metrics.timer_lag.observe(lag_ms as f64 / 1000.0);
         }
-        let users = due.into_iter().map(|(_, user)| user).collect();
-        self.registry.update_all(users, UserOp::Tick).await?;
+        let mut users: Vec<u64> = due.into_iter().map(|(_, user)| user).collect();
+        users.sort_unstable();
+        users.dedup();
+        self.registry
+            .sweep(Sweep::These(users), UserOp::Tick)
+            .await?;
         Ok(count)
     }
 

@@ -1,13 +1,15 @@
-//! A backfill: one segment evaluated over every stored user. Records are read in key
-//! order, a batch at a time (`Store::read_users`), and each user out of memory is
-//! evaluated from what was read, under its shard lock. A user in memory or leaving it,
-//! with journaled events, or whose record may have changed since the read goes through
-//! `Registry::update` instead, one by one. A batch's writes reach the committer as one
-//! commit, and its users count as leaving memory until that commit is in storage, so
-//! that a load meanwhile waits for it. One part per arbiter, side by side, each taking
-//! the next window of ids from a shared counter and reading it on its own; an empty
-//! window makes every part skip to the next stored id (ids need not be dense: a
-//! cluster's have the node's position in their top bits).
+//! A sweep: one operation applied to many stored users, every one (a backfill) or a
+//! given set (a burst of due timers). Records are read in key order, a batch at a time
+//! (`Store::read_users`), and each user out of memory is stepped from what was read,
+//! under its shard lock. A user in memory or leaving it, with journaled events, whose
+//! record may have changed since the read, or (in a set too sparse to read in key
+//! order) any user goes through `Registry::update` instead, one by one. A batch's writes
+//! reach the committer as one commit, and its users count as leaving memory until that
+//! commit is in storage, so that a load meanwhile waits for it. One part per arbiter,
+//! side by side, each taking the next batch from a shared counter and reading it on its
+//! own. Every user: windows of ids, an empty window making every part skip to the next
+//! stored id (ids need not be dense: a cluster's have the node's position in their top
+//! bits). A set: its next users in id order.
 //!
 //! Reading in key order is what makes it fast: one `get` per user pulled sled pages
 //! from its log again and again (most of a backfill's time after a restart). A user
@@ -16,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -44,32 +46,37 @@ const PIPELINED: usize = 8;
 /// Ids per window: a window holds at most a batch.
 const WINDOW: u64 = BATCH as u64;
 
-/// The windows of ids the parts take one at a time: window `w` is the ids from
-/// `w * WINDOW` to `w * WINDOW + WINDOW - 1`.
-#[derive(Default)]
-struct Windows {
-    next: AtomicU64,
+/// A set's batch is read in key order when its ids span at most this many times as
+/// many ids as it has users; a sparser one goes one by one.
+const DENSE: u64 = 4;
+
+/// The users a sweep reaches.
+#[derive(Debug)]
+pub enum Sweep {
+    /// Every stored user this node serves.
+    Everyone,
+    /// These users (those this node serves), ascending and without repeats.
+    These(Vec<u64>),
 }
 
-impl Windows {
-    /// The last window.
-    const LAST: u64 = u64::MAX / WINDOW;
+/// Where the parts of a sweep take their batches from.
+enum Batches {
+    /// Windows of ids: window `w` is the ids from `w * WINDOW` to `w * WINDOW + WINDOW -
+    /// 1`; `next` is the next one to take.
+    Windows { next: AtomicU64 },
+    /// A set of users, ascending; `next` is the index of the next one to take.
+    Set { users: Vec<u64>, next: AtomicUsize },
+}
 
-    /// Takes the next window's ids; `None` once every window was taken.
-    fn take(&self) -> Option<RangeInclusive<u64>> {
-        let window = self.next.fetch_add(1, Ordering::SeqCst);
-        (window <= Self::LAST).then(|| window * WINDOW..=window * WINDOW + (WINDOW - 1))
-    }
+/// The last window.
+const LAST_WINDOW: u64 = u64::MAX / WINDOW;
 
-    /// Skips every window before the one of `id`.
-    fn skip_to(&self, id: u64) {
-        self.next.fetch_max(id / WINDOW, Ordering::SeqCst);
-    }
-
-    /// Skips every window left.
-    fn finish(&self) {
-        self.next.fetch_max(Self::LAST + 1, Ordering::SeqCst);
-    }
+/// What a part took: users read in one go (with the mark of the read), and users to
+/// go one by one.
+#[derive(Default)]
+struct Batch {
+    read: Option<(ReadMark, Vec<StoredUser>)>,
+    one_by_one: Vec<u64>,
 }
 
 fn storage(e: crate::storage::StorageError) -> ActorError {
@@ -77,30 +84,42 @@ fn storage(e: crate::storage::StorageError) -> ActorError {
 }
 
 impl Registry {
-    /// Evaluates segment `segment` over every stored user this node serves and waits
-    /// until every change is durable and pushed; returns how many users were read.
-    pub async fn reevaluate_all(self: &Arc<Self>, segment: u64) -> Result<usize, ActorError> {
-        let op = UserOp::Reevaluate(segment);
-        let windows = Arc::new(Windows::default());
-        if self.arbiters.len() < 2 {
-            return self.reevaluate_from(&windows, op).await;
+    /// Applies `op` to the users `users` names, and waits until every change is durable
+    /// and pushed; returns how many users it reached (read, or handed to `update`).
+    pub async fn sweep(self: &Arc<Self>, users: Sweep, op: UserOp) -> Result<usize, ActorError> {
+        let small = matches!(&users, Sweep::These(users) if users.len() <= BATCH);
+        let batches = Arc::new(match users {
+            Sweep::Everyone => Batches::Windows {
+                next: AtomicU64::new(0),
+            },
+            Sweep::These(users) => Batches::Set {
+                users,
+                next: AtomicUsize::new(0),
+            },
+        });
+        if self.arbiters.len() < 2 || small {
+            return self.sweep_part(&batches, op).await;
         }
         let parts = self.arbiters.iter().map(|_| {
             let registry = Arc::clone(self);
-            let windows = Arc::clone(&windows);
-            async move { registry.reevaluate_from(&windows, op).await }
+            let batches = Arc::clone(&batches);
+            async move { registry.sweep_part(&batches, op).await }
         });
         Ok(self.side_by_side(parts).await?.into_iter().sum())
     }
 
-    /// One part of `reevaluate_all`: takes windows until none is left.
-    async fn reevaluate_from(&self, windows: &Windows, op: UserOp) -> Result<usize, ActorError> {
+    /// One part of a sweep: takes batches until none is left.
+    async fn sweep_part(&self, batches: &Batches, op: UserOp) -> Result<usize, ActorError> {
         let mut pending: VecDeque<Vec<Receipt>> = VecDeque::new();
-        let mut read = 0;
-        while let Some((mark, users)) = self.next_batch(windows)? {
-            read += users.len();
-            let mut one_by_one = Vec::new();
-            let mut receipts = self.reevaluate_batch(mark, &users, op, &mut one_by_one)?;
+        let mut reached = 0;
+        while let Some(batch) = self.next_batch(batches)? {
+            let mut one_by_one = batch.one_by_one;
+            let mut receipts = Vec::new();
+            reached += one_by_one.len();
+            if let Some((mark, users)) = batch.read {
+                reached += users.len();
+                receipts = self.step_batch(mark, &users, op, &mut one_by_one)?;
+            }
             receipts.extend(self.updates(one_by_one, op).await?);
             pending.push_back(receipts);
             if pending.len() > PIPELINED {
@@ -112,7 +131,7 @@ impl Registry {
         while !pending.is_empty() {
             durable(pending.pop_front()).await?;
         }
-        Ok(read)
+        Ok(reached)
     }
 
     /// Applies `op` to each user through `update`, many at once (a resident user's step
@@ -125,34 +144,89 @@ impl Registry {
             .await
     }
 
+    /// Takes the next batch; `None` once there is none left.
+    fn next_batch(&self, batches: &Batches) -> Result<Option<Batch>, ActorError> {
+        match batches {
+            Batches::Windows { next } => self.next_window(next),
+            Batches::Set { users, next } => {
+                let first = next.fetch_add(BATCH, Ordering::SeqCst);
+                let taken = users.get(first..).unwrap_or_default();
+                let taken = &taken[..taken.len().min(BATCH)];
+                if taken.is_empty() {
+                    return Ok(None);
+                }
+                self.read_set(taken).map(Some)
+            }
+        }
+    }
+
     /// Reads the users of the next window that has any.
-    fn next_batch(
-        &self,
-        windows: &Windows,
-    ) -> Result<Option<(ReadMark, Vec<StoredUser>)>, ActorError> {
+    fn next_window(&self, next: &AtomicU64) -> Result<Option<Batch>, ActorError> {
         let store = &self.shared.store;
-        while let Some(ids) = windows.take() {
+        loop {
+            let window = next.fetch_add(1, Ordering::SeqCst);
+            if window > LAST_WINDOW {
+                return Ok(None);
+            }
+            let ids: RangeInclusive<u64> = window * WINDOW..=window * WINDOW + (WINDOW - 1);
             let after = ids.end().checked_add(1);
             let (mark, users) = store.read_users(ids, BATCH).map_err(storage)?;
             if !users.is_empty() {
-                return Ok(Some((mark, users)));
+                return Ok(Some(Batch {
+                    read: Some((mark, users)),
+                    one_by_one: Vec::new(),
+                }));
             }
-            let next = match after {
+            // Every part skips to the window of the next stored id, if there is one.
+            let following = match after {
                 Some(after) => store.read_users(after..=u64::MAX, 1).map_err(storage)?.1,
                 None => Vec::new(),
             };
-            match next.first() {
-                Some(user) => windows.skip_to(user.id),
-                None => windows.finish(),
-            }
+            let skip_to = following
+                .first()
+                .map_or(LAST_WINDOW + 1, |user| user.id / WINDOW);
+            next.fetch_max(skip_to, Ordering::SeqCst);
         }
-        Ok(None)
     }
 
-    /// Evaluates the users of a batch that are out of memory and unchanged since it was
+    /// Reads the users `taken` (ascending) in key order when they are dense enough; the
+    /// others, and those with no record, go one by one.
+    fn read_set(&self, taken: &[u64]) -> Result<Batch, ActorError> {
+        let (Some(first), Some(last)) = (taken.first(), taken.last()) else {
+            return Ok(Batch::default());
+        };
+        if last - first >= DENSE * taken.len() as u64 {
+            return Ok(Batch {
+                read: None,
+                one_by_one: taken.to_vec(),
+            });
+        }
+        let (mark, stored) = self
+            .shared
+            .store
+            .read_users(*first..=*last, usize::MAX)
+            .map_err(storage)?;
+        let mut stored = stored.into_iter().peekable();
+        let mut read = Vec::with_capacity(taken.len());
+        let mut one_by_one = Vec::new();
+        for user in taken {
+            while stored.next_if(|stored| stored.id < *user).is_some() {}
+            match stored.next_if(|stored| stored.id == *user) {
+                Some(found) => read.push(found),
+                // Perhaps so far only in the journal: `update` replays it.
+                None => one_by_one.push(*user),
+            }
+        }
+        Ok(Batch {
+            read: Some((mark, read)),
+            one_by_one,
+        })
+    }
+
+    /// Steps the users of a batch that are out of memory and unchanged since it was
     /// read, and submits their writes as one commit (returning its receipts); puts the
     /// others in `one_by_one`.
-    fn reevaluate_batch(
+    fn step_batch(
         &self,
         mark: ReadMark,
         users: &[StoredUser],
@@ -284,7 +358,10 @@ mod tests {
             registry.ask(7, |reply| GetView { reply }).await.unwrap();
 
             assert_eq!(
-                registry.reevaluate_all(1).await.unwrap(),
+                registry
+                    .sweep(Sweep::Everyone, UserOp::Reevaluate(1))
+                    .await
+                    .unwrap(),
                 users.clone().count()
             );
             let viewers: Vec<u64> = users.filter(|user| user % 3 != 0).collect();
@@ -307,9 +384,44 @@ mod tests {
             let users = [1, 2, (1 << 40) | 7, (3 << 40) | 8, u64::MAX - 1, u64::MAX];
             stored(&store, users.into_iter());
             put_viewers(&registry, 1);
-            assert_eq!(registry.reevaluate_all(1).await.unwrap(), users.len());
+            assert_eq!(
+                registry
+                    .sweep(Sweep::Everyone, UserOp::Reevaluate(1))
+                    .await
+                    .unwrap(),
+                users.len()
+            );
             let viewers: Vec<u64> = users.into_iter().filter(|user| user % 3 != 0).collect();
             assert_eq!(store.members(1, None, 10), viewers);
+        });
+    }
+
+    /// A set of users is reached whether it is read in key order (dense) or one by one
+    /// (sparse), and a user of it with no record is left alone; users outside the set
+    /// are not touched.
+    #[test]
+    fn a_sweep_of_a_set_reaches_its_users_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 24).unwrap();
+        actix_rt::System::new().block_on(async {
+            let registry = Arc::new(registry(store.clone()));
+            stored(&store, 1..=BATCH as u64 * 3);
+            put_viewers(&registry, 1);
+            let dense: Vec<u64> = (1..=BATCH as u64 + 20)
+                .filter(|user| user % 2 == 1)
+                .collect();
+            let sparse = vec![BATCH as u64 * 2 + 1, BATCH as u64 * 3 - 1, 1 << 40];
+            let set: Vec<u64> = dense.iter().chain(&sparse).copied().collect();
+            let op = UserOp::Reevaluate(1);
+            assert_eq!(
+                registry.sweep(Sweep::These(set.clone()), op).await.unwrap(),
+                set.len()
+            );
+            let viewers: Vec<u64> = set
+                .into_iter()
+                .filter(|user| user % 3 != 0 && *user != 1 << 40)
+                .collect();
+            assert_eq!(store.members(1, None, usize::MAX), viewers);
         });
     }
 
@@ -334,7 +446,7 @@ mod tests {
             let mut one_by_one = Vec::new();
             let op = UserOp::Reevaluate(1);
             let receipts = registry
-                .reevaluate_batch(mark, &users, op, &mut one_by_one)
+                .step_batch(mark, &users, op, &mut one_by_one)
                 .unwrap();
             for receipt in receipts {
                 receipt.await.unwrap().unwrap();
