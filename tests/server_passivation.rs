@@ -1,6 +1,6 @@
 //! Passivation: with a tiny `max_resident_users`, users leave memory and come back on
 //! their next event, timer or read — and every answer is the same as with all users
-//! resident.
+//! resident, a backfill's included.
 
 use std::time::Duration;
 
@@ -52,8 +52,19 @@ async fn scenario(server: &TestServer, lines: &[&str]) -> Vec<Value> {
         Some(&clock("2026-11-20T00:00:00Z")),
     )
     .await;
+    // A backfill over users mostly out of memory, of a rule that gives its members a
+    // timer.
+    let body = json!({"name": "viewed_30d", "rule": "count(page_viewed, 30d) >= 1"}).to_string();
+    let created = call("POST", &server.url("/api/v1/segments"), Some(&body)).await;
+    assert_eq!(created.status, 201);
+    let url = server.url(&format!("/api/v1/segments/{}", created.body["id"]));
+    let ready = wait_until_for_test(Duration::from_secs(10), || async {
+        call("GET", &url, None).await.body["status"] == "ready"
+    })
+    .await;
+    assert!(ready, "the backfill finishes");
     let mut observed = Vec::new();
-    for id in 1..=5 {
+    for id in 1..=6 {
         observed.push(
             call(
                 "GET",
@@ -96,6 +107,8 @@ async fn passivated_users_give_the_same_answers_as_resident_ones() {
     let resident_server = TestServer::start();
     let expected = scenario(&resident_server, &lines).await;
     drop(resident_server);
+    let backfilled = expected[5]["members"].as_array().map_or(0, Vec::len);
+    assert!(backfilled > 10, "the backfill found members ({backfilled})");
 
     let temp = tempfile::tempdir().unwrap();
     let mut config = test_config_for_test(temp.path());

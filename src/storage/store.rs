@@ -243,7 +243,7 @@ impl Store {
                 }
                 match key.first() {
                     Some(&IDENTITY) => identities.push(key),
-                    Some(&USER | &OVERLAY) => records.push(key_suffix(key, 1)?),
+                    Some(&USER | &OVERLAY) => records.push(keys::u64_at(key, 1)),
                     _ => {}
                 }
                 match value {
@@ -255,7 +255,8 @@ impl Store {
         let written = if records.is_empty() {
             Written::Nobody
         } else {
-            Written::Users(records)
+            let users: Option<Vec<u64>> = records.into_iter().collect();
+            users.map_or(Written::Anyone, Written::Users)
         };
         self.apply_with_members(batch, &members, &written)?;
         for key in identities {
