@@ -1,7 +1,12 @@
 //! Group commit: the one writer of user state. Actors hand it their writes; it applies
 //! every write of a group in one atomic sled batch, in submission order, then flushes
 //! once. Notifications are pushed and callers acknowledged only after the flush that
-//! covers them, in submission order (so one user's messages keep their order).
+//! covers them, in submission order (so one user's messages keep their order;
+//! background commits, below, keep their order among themselves).
+//!
+//! Background commits (a sweep's: a backfill, a burst of due timers) wait behind every
+//! other commit and go one per group, so that a sweep over a million users slows
+//! ingestion by a few milliseconds at most instead of queueing it behind the sweep.
 //!
 //! The committer also keeps the journal (`journal::Journal`): the parts of a group's
 //! event steps become one journal entry, written in the group's batch.
@@ -12,6 +17,7 @@
 //! flush would hand every flush to sled's thread pool (waking all of its idle threads)
 //! and wake the runtime again when done.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +57,18 @@ impl StorageHealth {
 /// Most commits covered by one flush.
 const MAX_GROUP: usize = 4096;
 
+/// Background commits (a sweep's) covered by one flush with other commits, at most:
+/// the rest wait, so that a sweep over a million users holds up ingestion by one of
+/// them at most.
+const BACKGROUND_PER_GROUP: usize = 1;
+
+/// Background commits covered by one flush when no other commit waits, nor was in the
+/// group before (ingestion is idle).
+const BACKGROUND_ALONE: usize = 4;
+
 struct Commit {
+    /// Whether it is background work, written after every waiting foreground commit.
+    background: bool,
     writes: WriteSet,
     journal: Option<JournalStep>,
     notifications: Vec<Notification>,
@@ -105,6 +122,7 @@ impl Committer {
     ) -> Receipt {
         let (done, receipt) = oneshot::channel();
         self.send(Commit {
+            background: false,
             writes,
             journal,
             notifications,
@@ -114,10 +132,33 @@ impl Committer {
         receipt
     }
 
+    /// Queues background writes (no journal step), and the notifications they cause,
+    /// after every foreground commit waiting now and later (`BACKGROUND_PER_GROUP`);
+    /// background commits keep their order. `applied` is told once they are in storage.
+    /// The receipt resolves once they are durable and pushed.
+    pub fn submit_background(
+        &self,
+        writes: WriteSet,
+        notifications: Vec<Notification>,
+        applied: Option<watch::Sender<bool>>,
+    ) -> Receipt {
+        let (done, receipt) = oneshot::channel();
+        self.send(Commit {
+            background: true,
+            writes,
+            journal: None,
+            notifications,
+            done: Some(done),
+            applied,
+        });
+        receipt
+    }
+
     /// Tells `applied` once every write submitted so far is in storage, so that a reader
     /// loading from storage sees it.
     pub fn signal_applied(&self, applied: watch::Sender<bool>) {
         self.send(Commit {
+            background: false,
             writes: WriteSet::default(),
             journal: None,
             notifications: Vec::new(),
@@ -154,15 +195,10 @@ fn run(
     health: Arc<StorageHealth>,
     journal: Arc<Journal>,
 ) {
+    let mut waiting = Waiting::default();
     let mut group: Vec<Commit> = Vec::with_capacity(64);
-    while let Some(first) = receiver.blocking_recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match receiver.try_recv() {
-                Ok(commit) => group.push(commit),
-                Err(_) => break,
-            }
-        }
+    while waiting.fill(&mut receiver) {
+        waiting.group(&mut group);
         let timer = metrics.journal_flush_duration.start_timer();
         let mut entry = WriteSet::default();
         let recorded = journal.record(group.iter().filter_map(|c| c.journal.as_ref()), &mut entry);
@@ -200,6 +236,66 @@ fn run(
     }
 }
 
+/// Commits received and not yet written: foreground ones first, in order, then
+/// background ones, in order.
+#[derive(Default)]
+struct Waiting {
+    foreground: VecDeque<Commit>,
+    background: VecDeque<Commit>,
+    closed: bool,
+    /// Whether the last group had foreground commits.
+    busy: bool,
+}
+
+impl Waiting {
+    fn push(&mut self, commit: Commit) {
+        if commit.background {
+            self.background.push_back(commit);
+        } else {
+            self.foreground.push_back(commit);
+        }
+    }
+
+    /// Takes every commit received so far, waiting for one when none waits; false once
+    /// every handle is dropped and nothing is left.
+    fn fill(&mut self, receiver: &mut mpsc::UnboundedReceiver<Commit>) -> bool {
+        if self.foreground.is_empty() && self.background.is_empty() && !self.closed {
+            match receiver.blocking_recv() {
+                Some(commit) => self.push(commit),
+                None => self.closed = true,
+            }
+        }
+        loop {
+            match receiver.try_recv() {
+                Ok(commit) => self.push(commit),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.closed = true;
+                    break;
+                }
+            }
+        }
+        !(self.foreground.is_empty() && self.background.is_empty())
+    }
+
+    /// Moves the next group into `group`: waiting foreground commits, then at most
+    /// `BACKGROUND_PER_GROUP` background ones (`BACKGROUND_ALONE` when neither this
+    /// group nor the last has a foreground one).
+    fn group(&mut self, group: &mut Vec<Commit>) {
+        let foreground = self.foreground.len().min(MAX_GROUP);
+        group.extend(self.foreground.drain(..foreground));
+        let idle = foreground == 0 && !self.busy;
+        self.busy = foreground > 0;
+        let most = if idle {
+            BACKGROUND_ALONE
+        } else {
+            BACKGROUND_PER_GROUP
+        };
+        let background = self.background.len().min(most);
+        group.extend(self.background.drain(..background));
+    }
+}
+
 /// Applies a group's writes and its journal entry as one batch, then flushes.
 fn write_and_flush(store: &Store, group: &[Commit], entry: &WriteSet) -> Result<(), ActorError> {
     let storage = |e: crate::storage::StorageError| ActorError::Storage(e.to_string());
@@ -211,4 +307,67 @@ fn write_and_flush(store: &Store, group: &[Commit], entry: &WriteSet) -> Result<
     }
     store.flush_blocking().map_err(storage)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit told apart by its journal step.
+    fn commit(background: bool, tag: u64) -> Commit {
+        Commit {
+            background,
+            writes: WriteSet::default(),
+            journal: Some(JournalStep::Saved(tag)),
+            notifications: Vec::new(),
+            done: None,
+            applied: None,
+        }
+    }
+
+    fn tags(group: &[Commit]) -> Vec<u64> {
+        group
+            .iter()
+            .filter_map(|commit| match commit.journal {
+                Some(JournalStep::Saved(tag)) => Some(tag),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn background_commits_go_after_the_others_one_per_group() {
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        for (background, tag) in [(true, 1), (false, 2), (true, 3), (false, 4)] {
+            sender.send(commit(background, tag)).unwrap();
+        }
+        let mut waiting = Waiting::default();
+        let mut group = Vec::new();
+        assert!(waiting.fill(&mut receiver));
+        waiting.group(&mut group);
+        assert_eq!(tags(&group), [2, 4, 1]);
+        group.clear();
+        sender.send(commit(false, 5)).unwrap();
+        for tag in 6..=11 {
+            sender.send(commit(true, tag)).unwrap();
+        }
+        drop(sender);
+        assert!(waiting.fill(&mut receiver));
+        waiting.group(&mut group);
+        assert_eq!(tags(&group), [5, 3]);
+        group.clear();
+        assert!(waiting.fill(&mut receiver));
+        waiting.group(&mut group);
+        assert_eq!(tags(&group), [6], "the last group was busy");
+        group.clear();
+        assert!(waiting.fill(&mut receiver));
+        waiting.group(&mut group);
+        assert_eq!(tags(&group), [7, 8, 9, 10], "more at once when idle");
+        group.clear();
+        assert!(waiting.fill(&mut receiver));
+        waiting.group(&mut group);
+        assert_eq!(tags(&group), [11]);
+        group.clear();
+        assert!(!waiting.fill(&mut receiver), "closed and nothing left");
+    }
 }

@@ -4,8 +4,9 @@
 //! under its shard lock. A user in memory or leaving it, with journaled events, whose
 //! record may have changed since the read, or (in a set too sparse to read in key
 //! order) any user goes through `Registry::update` instead, one by one. A batch's writes
-//! reach the committer as one commit, and its users count as leaving memory until that
-//! commit is in storage, so that a load meanwhile waits for it. One part per arbiter,
+//! reach the committer as background commits of 128 users (written after waiting
+//! ingestion, one per group), and its users count as leaving memory until the last is
+//! in storage, so that a load meanwhile waits for it. One part per arbiter,
 //! side by side, each taking the next batch from a shared counter and reading it on its
 //! own. Every user: windows of ids, an empty window making every part skip to the next
 //! stored id (ids need not be dense: a cluster's have the node's position in their top
@@ -42,6 +43,10 @@ const BATCH: usize = 512;
 /// Batches of a part whose writes may be on their way at once; beyond it, a part waits
 /// until the oldest is durable.
 const PIPELINED: usize = 8;
+
+/// Users whose writes go to the committer as one background commit: the committer
+/// writes one such commit per group, so ingestion waits at most for one (a few ms).
+const USERS_PER_COMMIT: usize = 128;
 
 /// Ids per window: a window holds at most a batch.
 const WINDOW: u64 = BATCH as u64;
@@ -241,7 +246,7 @@ impl Registry {
             journal: None,
             notifications: Vec::new(),
         };
-        let mut held = false;
+        let mut held = 0;
         let mut receipts = Vec::new();
         let mut outcome = Ok(());
         for stored in users {
@@ -286,7 +291,7 @@ impl Registry {
             // Later messages for this user load it from storage: they wait until the
             // batch's commit is there.
             actors.insert(user, Slot::leaving(written.clone(), None));
-            held = true;
+            held += 1;
             match staged.journal {
                 // The user has no journaled part and none can come before the commit
                 // (it is held out of memory): saving it whole changes nothing in the
@@ -297,10 +302,19 @@ impl Registry {
                 }
                 Some(JournalStep::Part { .. }) => receipts.push(staged.submit(&shared.committer)),
             }
+            if held % USERS_PER_COMMIT == 0 {
+                let writes = std::mem::take(&mut batch.writes);
+                let notifications = std::mem::take(&mut batch.notifications);
+                let committer = &shared.committer;
+                receipts.push(committer.submit_background(writes, notifications, None));
+            }
         }
-        if held {
-            receipts.push(batch.submit(&shared.committer));
-            shared.committer.signal_applied(applied);
+        if held > 0 {
+            // Background commits keep their order: the users are released once the
+            // last one is in storage.
+            let committer = &shared.committer;
+            let (writes, notifications) = (batch.writes, batch.notifications);
+            receipts.push(committer.submit_background(writes, notifications, Some(applied)));
         }
         outcome.map(|()| receipts)
     }
