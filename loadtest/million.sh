@@ -4,6 +4,8 @@
 # size, the recovery time after kill -9 right after the load (journal replay included),
 # the backfill time of a segment every user is in and of one nobody is in, and the time
 # for every user to flip on time alone (the dev clock moved past every window at once).
+# FLIP_LOAD=N also runs N single events/s (128 connections, 40 s) from 2 s before the
+# flips, and prints that load's latencies: the flips must not stall ingestion.
 #   USERS=1000000 FILL_SECONDS=60 MAX_RESIDENT=1000000 loadtest/million.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +69,18 @@ id=$(segment recent 'count(page_viewed, 90d) >= 1'); wait_ready_segment "$id"
 members=$(curl -s "$url/api/v1/segments/$id/count")
 clock=$(curl -s "$url/api/v1/admin/clock" | sed -E 's/.*"now":"([^"]+)".*/\1/')
 later=$(date -u -d "$clock + 91 days" +%Y-%m-%dT%H:%M:%SZ)
+flip_load=${FLIP_LOAD:-0}
+if [ "$flip_load" -gt 0 ]; then
+  target/release/uss-loadtest --url "$url" --batch 1 --connections 128 --users "$users" \
+    --zipf 0 --probe-rate 0 --rate "$flip_load" --duration 40s > "$base/flip_load.txt" 2>&1 &
+  load_pid=$!
+  sleep 2
+fi
 began=$(now_ms)
 curl -s -XPOST "$url/api/v1/admin/clock" -H 'content-type: application/json' -d "{\"now\":\"$later\"}" > /dev/null
 echo "time-only flips of $members: every flip durable and pushed in $(( $(now_ms) - began )) ms ($(curl -s "$url/api/v1/segments/$id/count") after)"
+if [ "$flip_load" -gt 0 ]; then
+  wait "$load_pid"
+  echo "load of $flip_load events/s from 2 s before the flips, for 40 s:"
+  grep -E 'events |throughput|latency' "$base/flip_load.txt"
+fi
