@@ -469,9 +469,10 @@ impl Registry {
                                 op.run(record, &segments, shared.clock.now(), shared.retention_ms)
                             },
                         )?;
-                        let Some(receipt) = wrote else {
+                        let Some(staged) = wrote else {
                             return Ok(nothing_to_do());
                         };
+                        let receipt = staged.submit(&self.shared.committer);
                         // Later messages for this user load it from storage: they wait
                         // until the write just queued is there.
                         let (applied, written) = watch::channel(false);

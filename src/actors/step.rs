@@ -13,6 +13,7 @@ use crate::storage::{journal_part, Store, UserWrite, WriteSet};
 
 use super::committer::{Committer, Receipt};
 use super::hub::Notification;
+use super::identity::storage;
 use super::journal::{JournalPart, JournalStep};
 use super::overlay::Overlay;
 use super::record::{Effects, Incoming, UserRecord};
@@ -70,27 +71,6 @@ pub enum Persist<'a> {
     Snapshot,
 }
 
-fn storage(e: crate::storage::StorageError) -> ActorError {
-    ActorError::Storage(e.to_string())
-}
-
-/// Runs one step on a user's record and hands the committer its writes and the
-/// notifications for after the flush. Used by the user's actor, and by the registry for
-/// users not in memory.
-///
-/// Returns `None` when nothing needed writing.
-pub fn step(
-    shared: &UserContext,
-    id: u64,
-    record: &mut UserRecord,
-    saved: &mut Saved,
-    persist: Persist<'_>,
-    work: impl FnOnce(&mut UserRecord, &UserContext) -> Effects,
-) -> Result<Option<Receipt>, ActorError> {
-    let staged = stage(shared, id, record, saved, persist, work)?;
-    Ok(staged.map(|staged| staged.submit(&shared.committer)))
-}
-
 /// A step's writes, what they mean for the journal, and the notifications they cause,
 /// not yet handed to the committer.
 pub struct Staged {
@@ -109,14 +89,18 @@ impl Staged {
     }
 }
 
-/// Runs one step as `step` does, but returns its writes instead of submitting them (a
-/// backfill submits many users' steps as one).
+/// Runs one step on a user's record and returns its writes, what they mean for the
+/// journal and the notifications for after the flush, for the caller to submit (a
+/// sweep submits many users' steps as one). Used by the user's actor, and by the
+/// registry for users not in memory.
+///
+/// Returns `None` when nothing needed writing.
 ///
 /// Node-wide activity totals can only change when `work` applies events or a pending
 /// event becomes due; only then are this user's totals compared before and after, so
 /// backfills and timer ticks do not pay for it. With no pending event, only the
 /// activity types of the applied events can change, so only those are compared.
-pub fn stage(
+pub fn step(
     shared: &UserContext,
     id: u64,
     record: &mut UserRecord,

@@ -101,7 +101,8 @@ impl UserActor {
         if result.is_err() {
             self.reload();
         }
-        result.map(|wrote| wrote.unwrap_or_else(nothing_to_do))
+        let committer = &self.shared.committer;
+        result.map(|staged| staged.map_or_else(nothing_to_do, |staged| staged.submit(committer)))
     }
 }
 

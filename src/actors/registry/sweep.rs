@@ -18,6 +18,7 @@
 //! Figures: BENCHMARKS.md, "Backfill in key order" (session 8).
 
 use std::collections::VecDeque;
+use std::mem::take;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,10 +31,11 @@ use crate::storage::{ReadMark, StoredUser, WriteSet};
 use crate::sync::locked;
 
 use super::super::committer::Receipt;
+use super::super::identity::storage;
 use super::super::journal::JournalStep;
 use super::super::overlay::stored_record;
 use super::super::record::UserOp;
-use super::super::step::{stage, Persist, Saved, Staged};
+use super::super::step::{step, Persist, Saved};
 use super::super::ActorError;
 use super::{finished, Registry, Slot, FAN_OUT};
 
@@ -82,10 +84,6 @@ const LAST_WINDOW: u64 = u64::MAX / WINDOW;
 struct Batch {
     read: Option<(ReadMark, Vec<StoredUser>)>,
     one_by_one: Vec<u64>,
-}
-
-fn storage(e: crate::storage::StorageError) -> ActorError {
-    ActorError::Storage(e.to_string())
 }
 
 impl Registry {
@@ -241,11 +239,8 @@ impl Registry {
         let shared = &self.shared;
         let segments = shared.catalog.snapshot();
         let (applied, written) = watch::channel(false);
-        let mut batch = Staged {
-            writes: WriteSet::default(),
-            journal: None,
-            notifications: Vec::new(),
-        };
+        let mut writes = WriteSet::default();
+        let mut notifications = Vec::new();
         let mut held = 0;
         let mut receipts = Vec::new();
         let mut outcome = Ok(());
@@ -272,7 +267,7 @@ impl Registry {
                 continue;
             };
             let mut saved = Saved::loaded(&record);
-            let step = stage(
+            let stepped = step(
                 shared,
                 user,
                 &mut record,
@@ -280,7 +275,7 @@ impl Registry {
                 Persist::Overlay,
                 |record, shared| op.run(record, &segments, shared.clock.now(), shared.retention_ms),
             );
-            let staged = match step {
+            let staged = match stepped {
                 Ok(Some(staged)) => staged,
                 Ok(None) => continue,
                 Err(e) => {
@@ -297,14 +292,13 @@ impl Registry {
                 // (it is held out of memory): saving it whole changes nothing in the
                 // journal's books.
                 None | Some(JournalStep::Saved(_)) => {
-                    batch.writes.append(staged.writes);
-                    batch.notifications.extend(staged.notifications);
+                    writes.append(staged.writes);
+                    notifications.extend(staged.notifications);
                 }
                 Some(JournalStep::Part { .. }) => receipts.push(staged.submit(&shared.committer)),
             }
             if held % USERS_PER_COMMIT == 0 {
-                let writes = std::mem::take(&mut batch.writes);
-                let notifications = std::mem::take(&mut batch.notifications);
+                let (writes, notifications) = (take(&mut writes), take(&mut notifications));
                 let committer = &shared.committer;
                 receipts.push(committer.submit_background(writes, notifications, None));
             }
@@ -313,7 +307,6 @@ impl Registry {
             // Background commits keep their order: the users are released once the
             // last one is in storage.
             let committer = &shared.committer;
-            let (writes, notifications) = (batch.writes, batch.notifications);
             receipts.push(committer.submit_background(writes, notifications, Some(applied)));
         }
         outcome.map(|()| receipts)
@@ -337,6 +330,22 @@ mod tests {
     use crate::actors::UserRecord;
     use crate::domain::{Event, Timestamp};
     use crate::storage::{Store, UserWrite};
+
+    /// Runs `test` on a registry over a fresh store, with segment 1 (users with a page
+    /// view) in its catalog.
+    fn with_viewers<Test, Done>(test: Test)
+    where
+        Test: FnOnce(Arc<Registry>, Store) -> Done,
+        Done: std::future::Future<Output = ()>,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 24).unwrap();
+        actix_rt::System::new().block_on(async {
+            let registry = Arc::new(registry(store.clone()));
+            put_viewers(&registry, 1);
+            test(registry, store).await;
+        });
+    }
 
     /// Stores `users`, every third one without events, the others with a page view.
     fn stored(store: &Store, users: impl Iterator<Item = u64>) -> UserRecord {
@@ -362,13 +371,9 @@ mod tests {
     /// user loaded afterwards has it.
     #[test]
     fn a_backfill_reaches_every_stored_user() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 24).unwrap();
-        actix_rt::System::new().block_on(async {
-            let registry = Arc::new(registry(store.clone()));
+        with_viewers(|registry, store| async move {
             let users = 1..=(BATCH as u64 * 2 + 10);
             let viewer = stored(&store, users.clone());
-            put_viewers(&registry, 1);
             registry.ask(7, |reply| GetView { reply }).await.unwrap();
 
             assert_eq!(
@@ -391,13 +396,9 @@ mod tests {
     /// reached by skipping the empty windows between them.
     #[test]
     fn a_backfill_skips_the_gaps_between_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 24).unwrap();
-        actix_rt::System::new().block_on(async {
-            let registry = Arc::new(registry(store.clone()));
+        with_viewers(|registry, store| async move {
             let users = [1, 2, (1 << 40) | 7, (3 << 40) | 8, u64::MAX - 1, u64::MAX];
             stored(&store, users.into_iter());
-            put_viewers(&registry, 1);
             assert_eq!(
                 registry
                     .sweep(Sweep::Everyone, UserOp::Reevaluate(1))
@@ -415,12 +416,8 @@ mod tests {
     /// are not touched.
     #[test]
     fn a_sweep_of_a_set_reaches_its_users_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 24).unwrap();
-        actix_rt::System::new().block_on(async {
-            let registry = Arc::new(registry(store.clone()));
+        with_viewers(|registry, store| async move {
             stored(&store, 1..=BATCH as u64 * 3);
-            put_viewers(&registry, 1);
             let dense: Vec<u64> = (1..=BATCH as u64 + 20)
                 .filter(|user| user % 2 == 1)
                 .collect();
@@ -443,13 +440,9 @@ mod tests {
     /// is left to `update`; the others are evaluated from the batch.
     #[test]
     fn a_user_written_since_the_read_goes_one_by_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 24).unwrap();
-        actix_rt::System::new().block_on(async {
-            let registry = Arc::new(registry(store.clone()));
+        with_viewers(|registry, store| async move {
             stored(&store, 1..=2);
             stored(&store, 1_000..=1_001);
-            put_viewers(&registry, 1);
             let (mark, users) = store.read_users(0..=u64::MAX, BATCH).unwrap();
             stored(&store, 1..=1);
             registry
