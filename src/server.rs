@@ -236,6 +236,13 @@ pub async fn run(
     );
     segments.load()?;
     let replayed = replay_journal(registry.context())?;
+    // A checkpoint makes the replayed users' saves durable and deletes the journal files.
+    registry
+        .context()
+        .committer
+        .checkpoint()
+        .await
+        .context("the committer stopped")??;
     let users = recover_totals(&store, &ownership, &totals, &metrics, clock.now())?;
     let timers = Arc::new(Timers::new(
         store.clone(),
@@ -408,7 +415,15 @@ pub async fn run(
         warn!(error = %e, "some users were not saved at shutdown; the next start replays them");
     }
     cluster.shutdown().await;
-    store.flush().await.context("final flush failed")?;
+    // Flushes sled, and deletes the journal files when every user was saved.
+    state
+        .registry
+        .context()
+        .committer
+        .checkpoint()
+        .await
+        .context("the committer stopped")?
+        .context("final flush failed")?;
     for arbiter in &arbiters {
         arbiter.stop();
     }

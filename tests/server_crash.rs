@@ -359,3 +359,67 @@ async fn a_node_killed_before_any_snapshot_replays_its_journal() {
     child.kill().expect("stop");
     let _ = child.wait();
 }
+
+#[actix_rt::test]
+async fn a_node_killed_before_sled_is_flushed_gives_new_users_back_their_identities() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data = temp.path().join("data");
+    let config = temp.path().join("uss.toml");
+    // No checkpoint in this test's lifetime: after the segment is created, sled is never
+    // flushed, and the new users' identities are in sled's memory only.
+    std::fs::write(&config, "[storage]\nsnapshot_interval_ms = 3600000\n").expect("config");
+    let flags = [
+        "--dev-clock",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+    ];
+    let node = start_with(&data, &flags).await;
+    let base = node.base.clone();
+    let viewers = json!({"name": "viewers", "rule": "count(page_viewed, 7d) >= 2"});
+    let viewers = post(&base, "/api/v1/segments", viewers).await.body["id"]
+        .as_u64()
+        .expect("id");
+    // Its backfill ends with a flush: wait for it, so that none comes after the events.
+    let segment = format!("{base}/api/v1/segments/{viewers}");
+    let ready = wait_until_for_test(Duration::from_secs(10), || async {
+        call("GET", &segment, None).await.body["status"] == "ready"
+    })
+    .await;
+    assert!(ready, "backfill done");
+    let view = |cookie: &str| json!({"id": cookie, "id_type": "cookie", "payload": {"activity_type": "page_viewed"}});
+    let events = json!([view("n1"), view("n2"), view("n2")]);
+    assert_eq!(post(&base, "/api/v1/events", events).await.status, 202);
+    let before = user(&base, "n2").await;
+    assert_eq!(before["segments"], json!([viewers]), "{before}");
+
+    let mut killed = node.child;
+    killed.kill().expect("kill -9");
+    let _ = killed.wait();
+    let node = start_with(&data, &flags).await;
+    let base = node.base.clone();
+    let after = user(&base, "n2").await;
+    assert_eq!(after["user_id"], before["user_id"], "{after}");
+    assert_eq!(after["activities"]["page_viewed"]["count"], 2, "{after}");
+    assert_eq!(after["segments"], json!([viewers]));
+    // The identity leads to the same user again: its next event is counted there.
+    assert_eq!(
+        post(&base, "/api/v1/events", json!([view("n1")]))
+            .await
+            .status,
+        202
+    );
+    let n1 = user(&base, "n1").await;
+    assert_eq!(n1["activities"]["page_viewed"]["count"], 2, "{n1}");
+    let members = call(
+        "GET",
+        &format!("{base}/api/v1/segments/{viewers}/members"),
+        None,
+    )
+    .await;
+    let mut expected = vec![n1["user_id"].clone(), after["user_id"].clone()];
+    expected.sort_by_key(|id| id.as_u64());
+    assert_eq!(members.body["members"], json!(expected));
+    let mut child = node.child;
+    child.kill().expect("stop");
+    let _ = child.wait();
+}

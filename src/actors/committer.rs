@@ -1,21 +1,26 @@
 //! Group commit: the one writer of user state. Actors hand it their writes; it applies
-//! every write of a group in one atomic sled batch, in submission order, then flushes
-//! once. Notifications are pushed and callers acknowledged only after the flush that
-//! covers them, in submission order (so one user's messages keep their order;
-//! background commits, below, keep their order among themselves).
+//! every write of a group in one atomic sled batch, in submission order, appends the
+//! group's journal entry to the journal file and syncs it, and flushes sled when a
+//! commit of the group needs it (`Durability`). Notifications are pushed and callers
+//! acknowledged only after that, in submission order (so one user's messages keep their
+//! order; background commits, below, keep their order among themselves).
+//!
+//! An event step needs no flush of sled: the journal file holds its events, and its
+//! other writes are what replaying them re-derives. So a group of event steps costs one
+//! `write` and one `fdatasync` on this thread. sled is flushed for every other commit
+//! and at checkpoints (`Committer::checkpoint`, after each pass of snapshots), which
+//! also delete the journal files the flushed snapshots made redundant.
 //!
 //! Background commits (a sweep's: a backfill, a burst of due timers) wait behind every
 //! other commit and go one per group, so that a sweep over a million users slows
 //! ingestion by a few milliseconds at most instead of queueing it behind the sweep.
 //!
-//! The committer also keeps the journal (`journal::Journal`): the parts of a group's
-//! event steps become one journal entry, written in the group's batch.
+//! The committer also keeps the journal's books (`journal::Journal`): the parts of a
+//! group's event steps become one journal entry.
 //!
 //! Writing from one thread matters: sled writers stall behind a flush running on another
 //! thread (measured: 5x fewer writes/s), while one batch per flush grows with the load.
-//! The committer has an OS thread of its own and flushes in it, blocking: sled's async
-//! flush would hand every flush to sled's thread pool (waking all of its idle threads)
-//! and wake the runtime again when done.
+//! The committer has an OS thread of its own and flushes in it, blocking.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,10 +28,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::metrics::Metrics;
-use crate::storage::{Store, WriteSet};
+use crate::storage::{JournalFile, Store, WriteSet};
 
 use super::hub::{Hub, Notification};
 use super::journal::{Journal, JournalStep};
@@ -66,9 +71,21 @@ const BACKGROUND_PER_GROUP: usize = 1;
 /// group before (ingestion is idle).
 const BACKGROUND_ALONE: usize = 4;
 
+/// When a commit's writes must be in sled's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Before it is acknowledged: its group flushes sled.
+    Flushed,
+    /// By the next checkpoint: the journal file holds its events, and its other writes
+    /// say only what replaying them re-derives (membership, timers) or save a record the
+    /// journal covers until then.
+    Journaled,
+}
+
 struct Commit {
     /// Whether it is background work, written after every waiting foreground commit.
     background: bool,
+    durability: Durability,
     writes: WriteSet,
     journal: Option<JournalStep>,
     notifications: Vec<Notification>,
@@ -97,12 +114,19 @@ impl Committer {
         metrics: Metrics,
         health: Arc<StorageHealth>,
     ) -> Result<Committer, crate::storage::StorageError> {
-        let journal = Arc::new(Journal::starting_at(store.journal_end()?));
+        let file = JournalFile::open(&store.journal_dir())?;
+        let next_seq = file.next_seq().max(store.sled_journal_end()?);
+        let journal = Arc::new(Journal::starting_at(next_seq));
         let (sender, receiver) = mpsc::unbounded_channel();
         let books = Arc::clone(&journal);
+        let storage = Storage {
+            store,
+            file,
+            journal: books,
+        };
         std::thread::Builder::new()
             .name("committer".into())
-            .spawn(move || run(receiver, store, hub, metrics, health, books))
+            .spawn(move || run(receiver, storage, hub, metrics, health))
             .map_err(crate::storage::StorageError::Thread)?;
         Ok(Committer { sender, journal })
     }
@@ -113,16 +137,18 @@ impl Committer {
     }
 
     /// Queues writes, what they mean for the journal, and the notifications they cause;
-    /// the receipt resolves once they are durable and pushed.
+    /// the receipt resolves once they are durable (as `durability` says) and pushed.
     pub fn submit(
         &self,
         writes: WriteSet,
         journal: Option<JournalStep>,
         notifications: Vec<Notification>,
+        durability: Durability,
     ) -> Receipt {
         let (done, receipt) = oneshot::channel();
         self.send(Commit {
             background: false,
+            durability,
             writes,
             journal,
             notifications,
@@ -145,6 +171,7 @@ impl Committer {
         let (done, receipt) = oneshot::channel();
         self.send(Commit {
             background: true,
+            durability: Durability::Flushed,
             writes,
             journal: None,
             notifications,
@@ -159,12 +186,29 @@ impl Committer {
     pub fn signal_applied(&self, applied: watch::Sender<bool>) {
         self.send(Commit {
             background: false,
+            durability: Durability::Journaled,
             writes: WriteSet::default(),
             journal: None,
             notifications: Vec::new(),
             done: None,
             applied: Some(applied),
         });
+    }
+
+    /// Flushes sled and deletes the journal files no dirty user needs any more; the
+    /// receipt resolves once done.
+    pub fn checkpoint(&self) -> Receipt {
+        let (done, receipt) = oneshot::channel();
+        self.send(Commit {
+            background: false,
+            durability: Durability::Flushed,
+            writes: WriteSet::default(),
+            journal: None,
+            notifications: Vec::new(),
+            done: Some(done),
+            applied: None,
+        });
+        receipt
     }
 
     fn send(&self, commit: Commit) {
@@ -187,22 +231,28 @@ pub fn nothing_to_do() -> Receipt {
     receipt
 }
 
+/// What the committer writes to.
+struct Storage {
+    store: Store,
+    file: JournalFile,
+    journal: Arc<Journal>,
+}
+
 fn run(
     mut receiver: mpsc::UnboundedReceiver<Commit>,
-    store: Store,
+    mut storage: Storage,
     hub: Hub,
     metrics: Metrics,
     health: Arc<StorageHealth>,
-    journal: Arc<Journal>,
 ) {
     let mut waiting = Waiting::default();
     let mut group: Vec<Commit> = Vec::with_capacity(64);
     while waiting.fill(&mut receiver) {
         waiting.group(&mut group);
         let timer = metrics.journal_flush_duration.start_timer();
-        let mut entry = WriteSet::default();
-        let recorded = journal.record(group.iter().filter_map(|c| c.journal.as_ref()), &mut entry);
-        let outcome = write_and_flush(&store, &group, &entry);
+        let journal = Arc::clone(&storage.journal);
+        let (recorded, entry) = journal.record(group.iter().filter_map(|c| c.journal.as_ref()));
+        let outcome = storage.write(&group, entry.as_ref());
         if outcome.is_err() {
             journal.undo(recorded);
         }
@@ -296,17 +346,38 @@ impl Waiting {
     }
 }
 
-/// Applies a group's writes and its journal entry as one batch, then flushes.
-fn write_and_flush(store: &Store, group: &[Commit], entry: &WriteSet) -> Result<(), ActorError> {
-    let storage = |e: crate::storage::StorageError| ActorError::Storage(e.to_string());
-    if !entry.is_empty() || group.iter().any(|commit| !commit.writes.is_empty()) {
-        let sets = group.iter().map(|commit| &commit.writes);
-        store
-            .apply(sets.chain(std::iter::once(entry)))
-            .map_err(storage)?;
+impl Storage {
+    /// Applies a group's writes as one batch, appends and syncs its journal entry, and
+    /// flushes sled if a commit needs it, deleting the journal files the flush made
+    /// redundant.
+    fn write(
+        &mut self,
+        group: &[Commit],
+        entry: Option<&(u64, Vec<u8>)>,
+    ) -> Result<(), ActorError> {
+        let storage = |e: crate::storage::StorageError| ActorError::Storage(e.to_string());
+        let flushed = group.iter().any(|c| c.durability == Durability::Flushed);
+        if group.iter().any(|commit| !commit.writes.is_empty()) {
+            let sets = group.iter().map(|commit| &commit.writes);
+            if flushed {
+                self.store.apply(sets).map_err(storage)?;
+            } else {
+                self.store.apply_each(sets).map_err(storage)?;
+            }
+        }
+        if let Some((seq, bytes)) = entry {
+            self.file.append(*seq, bytes).map_err(storage)?;
+        }
+        if flushed {
+            let floor = self.journal.floor();
+            self.store.flush_blocking().map_err(storage)?;
+            if let Err(e) = self.file.remove_before(floor) {
+                // The files are kept: the next start replays more, and loses nothing.
+                warn!(error = %e, "could not delete journal files sled now covers");
+            }
+        }
+        Ok(())
     }
-    store.flush_blocking().map_err(storage)?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -317,6 +388,7 @@ mod tests {
     fn commit(background: bool, tag: u64) -> Commit {
         Commit {
             background,
+            durability: Durability::Flushed,
             writes: WriteSet::default(),
             journal: Some(JournalStep::Saved(tag)),
             notifications: Vec::new(),

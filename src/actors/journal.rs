@@ -1,7 +1,7 @@
 //! The journal's bookkeeping, kept by the committer: the next entry's sequence number,
-//! the oldest entry still needed, and which users have journal parts no snapshot of theirs
-//! covers yet ("dirty"), with the first entry that holds one. An entry is removed once no
-//! dirty user needs it, in the same batch as the snapshot that made it redundant.
+//! the oldest entry still needed (the floor), and which users have journal parts no
+//! snapshot of theirs covers yet ("dirty"), with the first entry that holds one. Entries
+//! below the floor are deleted once a flush of sled covers the snapshots that moved it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Timestamp;
-use crate::storage::WriteSet;
+use crate::storage::journal_entry;
 use crate::sync::locked;
 
 use super::record::Incoming;
@@ -48,6 +48,9 @@ pub enum JournalStep {
     Part { user: u64, bytes: Vec<u8> },
     /// The commit saves `user`'s whole record: it covers every earlier part of the user.
     Saved(u64),
+    /// The commit saves `user`'s whole record after applying events, and adds a part for
+    /// them: the part is needed only until storage is flushed.
+    SavedWithPart { user: u64, bytes: Vec<u8> },
 }
 
 #[derive(Debug, Default)]
@@ -127,14 +130,13 @@ impl Journal {
         }
     }
 
-    /// Records a group's steps, in submission order, and adds to `set` the entry that
-    /// holds its parts and the removal of entries no dirty user needs any more. Returns
-    /// what `undo` needs if the group's batch fails.
+    /// Records a group's steps, in submission order. Returns the entry that holds its
+    /// parts (sequence number and bytes), if any, and what `undo` needs if the group's
+    /// writes fail. The floor moves past entries no dirty user needs any more.
     pub fn record<'a>(
         &self,
         steps: impl Iterator<Item = &'a JournalStep>,
-        set: &mut WriteSet,
-    ) -> Recorded {
+    ) -> (Recorded, Option<(u64, Vec<u8>)>) {
         let mut books = locked(&self.books);
         let seq = books.next_seq;
         let mut recorded = Recorded {
@@ -153,18 +155,25 @@ impl Journal {
                         recorded.cleared.push((*user, first));
                     }
                 }
+                JournalStep::SavedWithPart { user, bytes } => {
+                    if let Some(first) = books.clear(*user) {
+                        recorded.cleared.push((*user, first));
+                    }
+                    parts.push(bytes);
+                }
             }
         }
-        if !parts.is_empty() {
-            set.append_journal(seq, parts.into_iter());
+        let entry = (!parts.is_empty()).then(|| {
             books.next_seq += 1;
-        }
-        let needed = books.oldest_needed();
-        if needed > books.floor {
-            set.truncate_journal(books.floor, needed);
-            books.floor = needed;
-        }
-        recorded
+            (seq, journal_entry(parts.into_iter()))
+        });
+        books.floor = books.floor.max(books.oldest_needed());
+        (recorded, entry)
+    }
+
+    /// Returns the floor: entries before it are needed by no dirty user.
+    pub fn floor(&self) -> u64 {
+        locked(&self.books).floor
     }
 
     /// Takes back what a group whose batch failed did to the books: its saved users are
@@ -222,39 +231,52 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_dropped_once_every_user_in_them_is_saved() {
+    fn the_floor_passes_entries_once_every_user_in_them_is_saved() {
         let journal = Journal::starting_at(3);
-        let mut first = WriteSet::default();
-        let _ = journal.record([part(1), part(2)].iter(), &mut first);
-        assert!(!first.is_empty());
+        let (_, first) = journal.record([part(1), part(2)].iter());
+        assert_eq!(first.map(|(seq, _)| seq), Some(3));
         assert_eq!(journal.next_seq(), 4);
-        let mut second = WriteSet::default();
-        let _ = journal.record([part(1), JournalStep::Saved(2)].iter(), &mut second);
+        let (_, second) = journal.record([part(1), JournalStep::Saved(2)].iter());
+        assert_eq!(second.map(|(seq, _)| seq), Some(4));
         assert!(journal.is_dirty(1) && !journal.is_dirty(2));
         assert_eq!(journal.dirty_before(4), vec![1]);
         assert_eq!(journal.dirty_before(3), Vec::<u64>::new());
+        assert_eq!(journal.floor(), 3);
 
-        // Saving user 1 covers both entries: both go, in the same batch.
-        let mut third = WriteSet::default();
-        let recorded = journal.record([JournalStep::Saved(1)].iter(), &mut third);
-        let mut expected = WriteSet::default();
-        expected.truncate_journal(3, 5);
-        assert_eq!(third, expected);
+        // Saving user 1 covers both entries; a group with no part has no entry.
+        let (recorded, third) = journal.record([JournalStep::Saved(1)].iter());
+        assert!(third.is_none());
+        assert_eq!(journal.floor(), 5);
         assert_eq!((journal.dirty_count(), journal.entries()), (0, 0));
 
-        // Had that batch failed, user 1 would still need both entries.
+        // Had that group failed, user 1 would still need both entries.
         journal.undo(recorded);
         assert!(journal.is_dirty(1));
-        let mut again = WriteSet::default();
-        let _ = journal.record([JournalStep::Saved(1)].iter(), &mut again);
-        assert_eq!(again, expected);
+        assert_eq!(journal.floor(), 3);
+        let _ = journal.record([JournalStep::Saved(1)].iter());
+        assert_eq!(journal.floor(), 5);
+    }
+
+    #[test]
+    fn a_part_saved_with_its_record_leaves_the_user_clean() {
+        let journal = Journal::starting_at(0);
+        let saved = JournalStep::SavedWithPart {
+            user: 1,
+            bytes: crate::storage::journal_part(&1u64).unwrap(),
+        };
+        let (_, entry) = journal.record([part(1), saved].iter());
+        let (seq, bytes) = entry.unwrap();
+        assert_eq!(seq, 0);
+        let parts: Vec<u64> = rmp_serde::from_slice(&bytes[1..]).unwrap();
+        assert_eq!(parts, vec![1, 1]);
+        assert!(!journal.is_dirty(1));
+        assert_eq!(journal.floor(), 1, "the entry is needed only until a flush");
     }
 
     #[test]
     fn a_part_after_a_save_in_the_same_group_keeps_the_user_dirty() {
         let journal = Journal::starting_at(0);
-        let mut set = WriteSet::default();
-        let _ = journal.record([JournalStep::Saved(1), part(1)].iter(), &mut set);
+        let _ = journal.record([JournalStep::Saved(1), part(1)].iter());
         assert!(journal.is_dirty(1));
         assert_eq!(journal.dirty_before(1), vec![1]);
     }
@@ -283,8 +305,7 @@ mod tests {
             } else {
                 vec![step]
             };
-            let mut set = WriteSet::default();
-            let recorded = journal.record(steps.iter(), &mut set);
+            let (recorded, _) = journal.record(steps.iter());
             if state % 17 == 0 {
                 // The batch failed: a save is taken back.
                 journal.undo(recorded);

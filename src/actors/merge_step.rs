@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::storage::{Absorbed, StorageError, Store, UserWrite};
 
-use super::committer::{nothing_to_do, Receipt};
+use super::committer::{nothing_to_do, Durability, Receipt};
 use super::hub::Notification;
 use super::journal::JournalStep;
 use super::merge::{within_limits, MergeEntry, MergeLog, Refusal, RefusedLink};
@@ -167,7 +167,9 @@ pub fn merge_step(
     if accepted.is_empty() && claimed.is_empty() {
         let receipt = if log_changed {
             let writes = Store::merge_log_write(id, &log).map_err(storage)?;
-            shared.committer.submit(writes, None, Vec::new())
+            shared
+                .committer
+                .submit(writes, None, Vec::new(), Durability::Flushed)
         } else {
             nothing_to_do()
         };
@@ -262,8 +264,11 @@ pub fn merge_step(
         merged,
         refused,
         conflicts,
-        receipt: shared
-            .committer
-            .submit(writes, Some(JournalStep::Saved(id)), notifications),
+        receipt: shared.committer.submit(
+            writes,
+            Some(JournalStep::Saved(id)),
+            notifications,
+            Durability::Flushed,
+        ),
     })
 }

@@ -43,7 +43,7 @@ mod view;
 
 pub use activity_totals::ActivityTotals;
 pub use catalog::{Catalog, Segment, SegmentDef, Segments};
-pub use committer::{Committer, Receipt, StorageHealth};
+pub use committer::{Committer, Durability, Receipt, StorageHealth};
 pub use due_soon::DueSoon;
 pub use event_ids::{EventIds, REMEMBERED_EVENT_IDS};
 pub use hub::{Hub, Notification};

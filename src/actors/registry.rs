@@ -16,7 +16,7 @@ use crate::clock::uptime_ms;
 use crate::cluster::handoff::Ownership;
 use crate::sync::locked;
 
-use super::committer::{nothing_to_do, Receipt};
+use super::committer::{nothing_to_do, Durability, Receipt};
 use super::messages::{GetView, Passivate, Reply, Save, Update};
 use super::record::{UserOp, UserRecord};
 use super::replay::load_user;
@@ -283,7 +283,9 @@ impl Registry {
     /// Hands writes about a user held out of memory to the committer; the receipt
     /// resolves once they are durable.
     pub fn submit(&self, writes: crate::storage::WriteSet) -> Receipt {
-        self.shared.committer.submit(writes, None, Vec::new())
+        self.shared
+            .committer
+            .submit(writes, None, Vec::new(), Durability::Flushed)
     }
 
     /// Drops a user's in-memory state after its writes failed, so that its next message
@@ -555,7 +557,7 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use crate::actors::{ActivityTotals, Catalog, Committer, Hub, StorageHealth};
@@ -565,7 +567,7 @@ mod tests {
     use crate::storage::Store;
 
     /// A registry on `store` whose actors run on the current thread.
-    pub(super) fn registry(store: Store) -> Registry {
+    pub(crate) fn registry(store: Store) -> Registry {
         let metrics = Metrics::new();
         let health = Arc::new(StorageHealth::default());
         let committer =
@@ -592,8 +594,12 @@ mod tests {
 
     /// Puts segment `id` in the catalog: users with a `page_viewed` event.
     pub(super) fn put_viewers(registry: &Registry, id: u64) {
+        put_segment(registry, id, "count(page_viewed) >= 1");
+    }
+
+    /// Puts segment `id` with `rule` in the catalog.
+    pub(crate) fn put_segment(registry: &Registry, id: u64, rule: &str) {
         use crate::actors::{Segment, SegmentDef};
-        let rule = "count(page_viewed) >= 1";
         let at = Timestamp::from_millis(0);
         registry.shared.catalog.put(Segment {
             def: SegmentDef {

@@ -5,10 +5,11 @@
 //! write). A snapshot that fails to decode is counted, logged and rebuilt from the
 //! journal, never dropped silently.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tracing::{error, info};
 
+use crate::domain::Timestamp;
 use crate::storage::{StorageError, Store, UserWrite, WriteSet};
 
 use super::catalog::Segments;
@@ -96,8 +97,7 @@ pub fn load_user(
     };
     if dirty {
         let segments = shared.catalog.snapshot();
-        for entry in shared.store.journal::<ReplayedPart>() {
-            let (_, parts) = entry.map_err(storage)?;
+        for (_, parts) in shared.store.journal::<ReplayedPart>().map_err(storage)? {
             for part in parts.iter().filter(|part| part.user == user) {
                 apply(&mut rebuilt, part, &segments, shared.retention_ms);
             }
@@ -125,9 +125,11 @@ pub fn load_user(
     Ok(Some((rebuilt.record, saved)))
 }
 
-/// Start-up: replays every journal part on its user's snapshot, saves each user touched
-/// whole (record, timer, the membership storage lacks), then empties the journal.
-/// Returns how many users were replayed.
+/// Start-up: replays every journal part on its user's snapshot and saves each user
+/// touched whole (record, timer, the membership storage lacks; a user storage had no
+/// record of gets back the identities a crash may have taken from the index). Returns
+/// how many users were replayed. The caller then checkpoints, which makes the saves
+/// durable and deletes the journal's files.
 ///
 /// The parts are read once and grouped by user, in journal order; the users are then
 /// rebuilt and saved on `REPLAY_THREADS` threads, each loading, replaying and saving its
@@ -137,19 +139,25 @@ pub fn replay_journal(shared: &UserContext) -> Result<usize, ActorError> {
     let store = &shared.store;
     let mut parts_of: HashMap<u64, Vec<ReplayedPart>> = HashMap::new();
     let mut parts_read = 0usize;
-    for entry in store.journal::<ReplayedPart>() {
-        let (_, parts) = entry.map_err(storage)?;
+    for (_, parts) in store.journal::<ReplayedPart>().map_err(storage)? {
         for part in parts {
             parts_read += 1;
             parts_of.entry(part.user).or_default().push(part);
         }
     }
+    let dues = if parts_of.is_empty() {
+        HashMap::new()
+    } else {
+        let users: HashSet<u64> = parts_of.keys().copied().collect();
+        store.timer_dues_of_users(&users).map_err(storage)?
+    };
     let users: Vec<(u64, Vec<ReplayedPart>)> = parts_of.into_iter().collect();
     let share = users.len().div_ceil(REPLAY_THREADS).max(1);
     let replayed = std::thread::scope(|scope| {
+        let dues = &dues;
         let workers: Vec<_> = users
             .chunks(share)
-            .map(|users| scope.spawn(move || replay_users(shared, users)))
+            .map(|users| scope.spawn(move || replay_users(shared, users, dues)))
             .collect();
         workers.into_iter().try_fold(0usize, |total, worker| {
             let replayed = worker
@@ -158,7 +166,7 @@ pub fn replay_journal(shared: &UserContext) -> Result<usize, ActorError> {
             Ok::<usize, ActorError>(total + replayed)
         })
     })?;
-    store.clear_journal().map_err(storage)?;
+    store.clear_sled_journal().map_err(storage)?;
     if parts_read > 0 {
         info!(parts = parts_read, users = replayed, "journal replayed");
     }
@@ -168,11 +176,18 @@ pub fn replay_journal(shared: &UserContext) -> Result<usize, ActorError> {
 /// Threads that rebuild users at start-up.
 const REPLAY_THREADS: usize = 2;
 
-/// Rebuilds `users` from their snapshots and parts and saves each one a part changed,
-/// `SAVE_CHUNK` users per batch; returns how many were saved.
+/// Rebuilds `users` from their snapshots and parts and saves each one whole, with its
+/// timer keys (`dues`: the ones storage holds) and membership set right, `SAVE_CHUNK`
+/// users per batch; returns how many were saved.
+///
+/// Every user with a part is saved, even one whose stored record already covers its
+/// parts: the committer applies event steps op by op (`Store::apply_each`), so a crash
+/// may have kept a step's record and lost its timer and membership writes, or kept some
+/// of them without the record.
 fn replay_users(
     shared: &UserContext,
     users: &[(u64, Vec<ReplayedPart>)],
+    dues: &HashMap<u64, Vec<Timestamp>>,
 ) -> Result<usize, ActorError> {
     let store = &shared.store;
     let segments = shared.catalog.snapshot();
@@ -185,10 +200,20 @@ fn replay_users(
         for part in parts {
             apply(&mut rebuilt, part, &segments, shared.retention_ms);
         }
-        if rebuilt.applied == 0 {
-            continue;
+        if let Some(last) = parts.last() {
+            // Every segment, not only those the parts' events touch: the membership a
+            // kept record's step wrote may be what the crash lost.
+            let _changes = rebuilt
+                .record
+                .rebuild(&segments, last.now, shared.retention_ms, |_| {});
         }
-        sets.push(save_write(store, *user, &rebuilt, &segments)?);
+        if !rebuilt.stored {
+            reclaim_identities(store, *user, &rebuilt.record)?;
+        }
+        let found = dues.get(user).map_or(&[][..], Vec::as_slice);
+        let mut set = Store::timer_repair(*user, found, rebuilt.record.next_due);
+        set.append(save_write(store, *user, &rebuilt, &segments)?);
+        sets.push(set);
         replayed += 1;
         if sets.len() == SAVE_CHUNK {
             store.apply(sets.iter()).map_err(storage)?;
@@ -201,19 +226,35 @@ fn replay_users(
     Ok(replayed)
 }
 
-/// The writes that save a replayed user whole, with its timer and whatever membership
-/// storage lacks (compared key by key: parts wrote membership as they went).
+/// Gives `user` back its identities that nobody owns. A new user's identity is written to
+/// the index when it is first seen, and reaches sled's files at the next flush: a crash
+/// before it leaves the user's events in the journal and its identity with no owner.
+/// (An identity someone owns was merged or linked since, through a flush; it stays.)
+fn reclaim_identities(store: &Store, user: u64, record: &UserRecord) -> Result<(), ActorError> {
+    for (id_type, id) in &record.identities {
+        if store
+            .user_for_identity(id_type, id)
+            .map_err(storage)?
+            .is_none()
+        {
+            store
+                .claim_identity(id_type, id, None, user)
+                .map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
+/// The writes that save a replayed user whole, with whatever membership storage lacks
+/// (compared key by key: parts wrote membership as they went). Its timer keys are set
+/// right apart (`Store::timer_repair`).
 fn save_write(
     store: &Store,
     user: u64,
     rebuilt: &Rebuilt,
     segments: &Segments,
 ) -> Result<WriteSet, ActorError> {
-    let mut write = UserWrite {
-        old_due: rebuilt.stored_due,
-        new_due: rebuilt.record.next_due,
-        ..UserWrite::default()
-    };
+    let mut write = UserWrite::default();
     for segment in segments.keys() {
         let stored = store.is_member(*segment, user);
         match (stored, rebuilt.record.segments.contains(segment)) {
@@ -223,4 +264,59 @@ fn save_write(
         }
     }
     Store::user_write(user, &rebuilt.record, &write).map_err(storage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::journal::JournalPart;
+    use crate::actors::record::Incoming;
+    use crate::actors::registry::tests::{put_segment, registry};
+    use crate::domain::Event;
+    use crate::storage::{journal_entry, journal_part, JournalFile};
+
+    /// A crash cut short a step applied op by op: its record made it, its timer and
+    /// membership did not, and a timer key it was moving away from stayed.
+    #[actix_rt::test]
+    async fn replay_sets_right_the_timer_and_membership_beside_a_record_that_made_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let at = Timestamp::from_millis(1_000_000);
+        let events = vec![Incoming {
+            identity: ("cookie".into(), "c5".into()),
+            event: Event::new("page_viewed", at),
+            event_id: None,
+            links: Vec::new(),
+        }];
+        let part = JournalPart {
+            user: 5,
+            version: 1,
+            now: at,
+            events: &events,
+        };
+        let part = journal_part(&part).unwrap();
+        let mut file = JournalFile::open(&store.journal_dir()).unwrap();
+        file.append(0, &journal_entry([part.as_slice()].into_iter()))
+            .unwrap();
+        drop(file);
+
+        let registry = registry(store.clone());
+        put_segment(&registry, 1, "last_seen(page_viewed) > now - 7d");
+        let shared = registry.context();
+        let mut record = UserRecord::default();
+        let _changes = record.apply(&events, &shared.catalog.snapshot(), at, 0);
+        record.version = 1;
+        let due = record.next_due.expect("the segment ends on time alone");
+        let stale = Timestamp::from_millis(5);
+        let mut kept = Store::user_write(5, &record, &UserWrite::default()).unwrap();
+        kept.append(Store::timer_repair(5, &[], Some(stale)));
+        store.apply([&kept]).unwrap();
+        assert!(!store.is_member(1, 5));
+
+        assert_eq!(replay_journal(shared).unwrap(), 1);
+        assert_eq!(store.timer_dues_of(5).unwrap(), vec![due]);
+        assert!(store.is_member(1, 5));
+        let saved = load_record(&store, 5).unwrap().unwrap();
+        assert_eq!((saved.version, saved.next_due), (1, Some(due)));
+    }
 }

@@ -1,6 +1,6 @@
 //! Background snapshots: in slices through each interval, each user whose journal parts
-//! have waited a whole interval is saved whole, so the committer can drop the journal entries behind
-//! it. A user busy with events is saved about once per interval instead of once per
+//! have waited a whole interval is saved whole, and a checkpoint then lets the committer
+//! delete the journal files behind it. A user busy with events is saved about once per interval instead of once per
 //! event; one that leaves memory is saved as it leaves.
 
 use std::collections::VecDeque;
@@ -38,7 +38,9 @@ impl Snapshots {
     }
 
     /// Saves, in eight slices per `interval`, the users dirty for at least `interval`,
-    /// until dropped: spread out, snapshots never make one big burst of writes.
+    /// until dropped: spread out, snapshots never make one big burst of writes. Each
+    /// slice ends with a checkpoint: sled is flushed and the journal files the saved
+    /// users no longer need are deleted.
     pub async fn run(self, interval: Duration) {
         const SLICES: usize = 8;
         let next_seq = || self.journal().next_seq();
@@ -48,6 +50,10 @@ impl Snapshots {
             marks.push_back(next_seq());
             if let Some(until) = marks.pop_front() {
                 self.save_before(until).await;
+            }
+            let checkpoint = self.registry.context().committer.checkpoint();
+            if let Ok(Err(e)) = checkpoint.await {
+                warn!(error = %e, "checkpoint failed; retrying on the next pass");
             }
         }
     }

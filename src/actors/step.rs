@@ -11,7 +11,7 @@
 use crate::domain::Timestamp;
 use crate::storage::{journal_part, Store, UserWrite, WriteSet};
 
-use super::committer::{Committer, Receipt};
+use super::committer::{Committer, Durability, Receipt};
 use super::hub::Notification;
 use super::identity::storage;
 use super::journal::{JournalPart, JournalStep};
@@ -80,12 +80,20 @@ pub struct Staged {
     pub journal: Option<JournalStep>,
     /// The membership changes to push once they are durable.
     pub notifications: Vec<Notification>,
+    /// Whether sled must be flushed before they are acknowledged: not for an event step,
+    /// whose events the journal file holds.
+    pub durability: Durability,
 }
 
 impl Staged {
     /// Hands the step to the committer.
     pub fn submit(self, committer: &Committer) -> Receipt {
-        committer.submit(self.writes, self.journal, self.notifications)
+        committer.submit(
+            self.writes,
+            self.journal,
+            self.notifications,
+            self.durability,
+        )
     }
 }
 
@@ -147,7 +155,13 @@ pub fn step(
             overlay_writes(shared, id, record, saved, &before_segments)?,
             None,
         ),
-        None => snapshot_writes(shared, id, record, saved, &before_segments)?,
+        None => {
+            let events = match persist {
+                Persist::Journal(events) => Some((now, events)),
+                _ => None,
+            };
+            snapshot_writes(shared, id, record, saved, &before_segments, events)?
+        }
     };
     if old_due != record.next_due {
         let delta = i64::from(record.next_due.is_some()) - i64::from(old_due.is_some());
@@ -167,6 +181,11 @@ pub fn step(
         writes,
         journal: journal_step,
         notifications,
+        durability: if applies_events {
+            Durability::Journaled
+        } else {
+            Durability::Flushed
+        },
     }))
 }
 
@@ -181,14 +200,7 @@ fn journal_writes(
     now: Timestamp,
     events: &[Incoming],
 ) -> Result<(WriteSet, Option<JournalStep>), ActorError> {
-    record.version += 1;
-    let part = JournalPart {
-        user: id,
-        version: record.version,
-        now,
-        events,
-    };
-    let bytes = journal_part(&part).map_err(storage)?;
+    let bytes = next_part(id, record, now, events)?;
     let membership = UserWrite::between(None, None, before_segments, &record.segments);
     saved.unsaved_steps += 1;
     if let Some(due) = record.next_due {
@@ -203,18 +215,46 @@ fn journal_writes(
     ))
 }
 
-/// The whole record with its timer move and membership changes.
+/// Counts a step that applied `events` at `now` in the record's version and encodes its
+/// journal part.
+fn next_part(
+    id: u64,
+    record: &mut UserRecord,
+    now: Timestamp,
+    events: &[Incoming],
+) -> Result<Vec<u8>, ActorError> {
+    record.version += 1;
+    let part = JournalPart {
+        user: id,
+        version: record.version,
+        now,
+        events,
+    };
+    journal_part(&part).map_err(storage)
+}
+
+/// The whole record with its timer move and membership changes. A step that applied
+/// `events` also gets a journal part for them: the journal file holds them until sled is
+/// flushed.
 fn snapshot_writes(
     shared: &UserContext,
     id: u64,
-    record: &UserRecord,
+    record: &mut UserRecord,
     saved: &mut Saved,
     before_segments: &[u64],
+    events: Option<(Timestamp, &[Incoming])>,
 ) -> Result<(WriteSet, Option<JournalStep>), ActorError> {
+    let step = match events {
+        Some((now, events)) => JournalStep::SavedWithPart {
+            user: id,
+            bytes: next_part(id, record, now, events)?,
+        },
+        None => JournalStep::Saved(id),
+    };
     let write = moves_since_saved(record, saved, before_segments);
     let writes = Store::user_write(id, record, &write).map_err(storage)?;
     saved_whole(shared, id, record, saved);
-    Ok((writes, Some(JournalStep::Saved(id))))
+    Ok((writes, Some(step)))
 }
 
 /// The timer move and membership changes, with the timer as the user's overlay: the

@@ -13,13 +13,13 @@ use crate::storage::Store;
 
 use super::activity_totals::ActivityTotals;
 use super::catalog::Catalog;
-use super::committer::{nothing_to_do, Committer, Receipt};
+use super::committer::{nothing_to_do, Committer, Durability, Receipt};
 use super::due_soon::DueSoon;
 use super::merge_step::merge_step;
 use super::messages::{GetView, Ingest, Merge, Passivate, Reply, Save, Update};
 use super::record::{Effects, UserRecord};
 use super::replay::load_user;
-use super::step::{step, Persist, Saved};
+use super::step::{step, Persist, Saved, Staged};
 use super::view::UserView;
 use super::ActorError;
 
@@ -98,6 +98,14 @@ impl UserActor {
             persist,
             work,
         );
+        self.submit(result)
+    }
+
+    /// Hands a step's writes to the committer; on a failed step the record is reloaded.
+    fn submit(
+        &mut self,
+        result: Result<Option<Staged>, ActorError>,
+    ) -> Result<Receipt, ActorError> {
         if result.is_err() {
             self.reload();
         }
@@ -211,12 +219,27 @@ impl Handler<Save> for UserActor {
 }
 
 impl UserActor {
-    /// Saves the record whole if storage lacks any of it.
+    /// Saves the record whole if storage lacks any of it. The save needs no flush of
+    /// its own: it changes no answer, and the journal holds every event it covers until
+    /// the next checkpoint flushes it.
     fn save(&mut self) -> Result<Receipt, ActorError> {
         if self.merged_into.is_some() {
             return Ok(nothing_to_do());
         }
-        self.step(Persist::Snapshot, |_, _| Effects::default())
+        let staged = step(
+            &self.shared,
+            self.id,
+            &mut self.record,
+            &mut self.saved,
+            Persist::Snapshot,
+            |_, _| Effects::default(),
+        );
+        self.submit(staged.map(|staged| {
+            staged.map(|staged| Staged {
+                durability: Durability::Journaled,
+                ..staged
+            })
+        }))
     }
 }
 

@@ -134,14 +134,20 @@ impl ChunkEdits {
 
     /// Adds the changed chunks to `batch`.
     pub(super) fn add_to(&self, batch: &mut sled::Batch) {
-        for ((segment, index), bits) in &self.chunks {
-            let key = chunk_key(*segment, *index);
-            if bits.is_empty() {
-                batch.remove(&key[..]);
-            } else {
-                batch.insert(&key[..], bits.as_slice());
+        for (key, bits) in self.writes() {
+            match bits {
+                Some(bits) => batch.insert(&key[..], bits),
+                None => batch.remove(&key[..]),
             }
         }
+    }
+
+    /// Returns the changed chunks' keys with their new values (`None`: removed).
+    pub(super) fn writes(&self) -> impl Iterator<Item = ([u8; 17], Option<&[u8]>)> {
+        self.chunks.iter().map(|((segment, index), bits)| {
+            let value = (!bits.is_empty()).then_some(bits.as_slice());
+            (chunk_key(*segment, *index), value)
+        })
     }
 
     /// Returns the changed chunks ((segment, index) → bitmap, empty when it has no

@@ -17,6 +17,24 @@ use super::keys::MEMBER_CHUNK;
 use super::member_chunks::{self, ChunkEdits, MemberOp};
 use super::StorageError;
 
+/// Writes on their way to sled.
+pub enum SledWrites<'a> {
+    /// One atomic batch.
+    Batch(sled::Batch),
+    /// Op by op, in order: no batch manifest, which makes sled write and sync its log
+    /// buffer twice (`Tree::apply_batch` rolls it before and after). After a crash sled
+    /// holds a prefix of them.
+    EachOp(Vec<(&'a [u8], Option<&'a [u8]>)>),
+}
+
+fn write_one(tree: &sled::Tree, key: &[u8], value: Option<&[u8]>) -> Result<(), StorageError> {
+    match value {
+        Some(value) => tree.insert(key, value)?,
+        None => tree.remove(key)?,
+    };
+    Ok(())
+}
+
 /// One segment's members.
 #[derive(Debug, Default)]
 struct SegmentBits {
@@ -93,12 +111,12 @@ impl Membership {
             .collect()
     }
 
-    /// Applies `batch` to `tree` together with the membership changes `ops` (in order),
-    /// then takes them in. One such batch at a time.
+    /// Applies `writes` to `tree` together with the membership changes `ops` (in order),
+    /// then takes them in. One such write at a time.
     pub fn write(
         &self,
         tree: &sled::Tree,
-        mut batch: sled::Batch,
+        writes: SledWrites<'_>,
         ops: &[MemberOp],
     ) -> Result<(), StorageError> {
         let _one_at_a_time = locked(&self.writing);
@@ -106,8 +124,20 @@ impl Membership {
         for op in ops {
             edits.apply(*op, |segment, index| Ok(self.chunk(segment, index)))?;
         }
-        edits.add_to(&mut batch);
-        tree.apply_batch(batch)?;
+        match writes {
+            SledWrites::Batch(mut batch) => {
+                edits.add_to(&mut batch);
+                tree.apply_batch(batch)?;
+            }
+            SledWrites::EachOp(writes) => {
+                for (key, value) in writes {
+                    write_one(tree, key, value)?;
+                }
+                for (key, value) in edits.writes() {
+                    write_one(tree, &key, value)?;
+                }
+            }
+        }
         self.take_in(edits);
         Ok(())
     }
@@ -151,16 +181,14 @@ mod tests {
         let tree = sled::open(dir.path()).unwrap().open_tree("t").unwrap();
         let membership = Membership::load(&tree).unwrap();
         let ops = [(1, 10, true), (1, 2000, true), (2, 10, true), (1, 10, true)];
+        let batch = SledWrites::Batch(sled::Batch::default());
+        membership.write(&tree, batch, &ops).unwrap();
+        // Op by op, with a write of its own.
+        let each = SledWrites::EachOp(vec![(&b"k"[..], Some(&b"v"[..]))]);
         membership
-            .write(&tree, sled::Batch::default(), &ops)
+            .write(&tree, each, &[(2, 10, false), (2, 11, false)])
             .unwrap();
-        membership
-            .write(
-                &tree,
-                sled::Batch::default(),
-                &[(2, 10, false), (2, 11, false)],
-            )
-            .unwrap();
+        assert_eq!(tree.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
         for view in [&membership, &Membership::load(&tree).unwrap()] {
             assert_eq!((view.count(1), view.count(2), view.count(3)), (2, 0, 0));
             assert!(view.contains(1, 2000) && !view.contains(2, 10));

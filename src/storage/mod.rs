@@ -1,11 +1,14 @@
-//! Everything the node persists, behind a typed facade over one sled tree.
+//! Everything the node persists, behind a typed facade over one sled tree, and the
+//! journal's files beside it.
 //!
 //! When we flush: writes land in sled's memory at once and become durable at the next
-//! `Store::flush`. The committer (`actors::committer`) calls it once for a whole group
-//! of writes (group commit) and only then acknowledges them. Events reach storage as
-//! journal entries (`journal`), users as snapshots (`user_write`: the record, its timer
-//! move and its membership changes, atomic together with the removal of the journal
-//! entries they make redundant).
+//! `Store::flush` (sled never flushes on its own timer). Events reach storage as journal
+//! entries (`journal`, `journal_file`): the committer (`actors::committer`) appends one
+//! per group of event steps and syncs it before acknowledging them, and applies their
+//! other writes to sled op by op (`Store::apply_each`) without a flush. Users reach
+//! storage as snapshots (`user_write`: the record, its timer move and its membership
+//! changes). Every other group of writes is one atomic batch, flushed before it is
+//! acknowledged; checkpoints flush sled and delete the journal files it then covers.
 //!
 //! Must not know about HTTP or actors.
 
@@ -13,6 +16,7 @@ mod codec;
 mod identities;
 mod identity_cache;
 mod journal;
+mod journal_file;
 mod keys;
 mod member_chunks;
 mod membership;
@@ -23,7 +27,8 @@ mod user_scan;
 mod write_set;
 
 pub use identities::Absorbed;
-pub use journal::journal_part;
+pub use journal::{journal_entry, journal_part};
+pub use journal_file::JournalFile;
 pub use shards::{key_owner, ExportStep, KeyOwner, Pairs};
 pub use store::{Store, UserWrite};
 pub use user_scan::{ReadMark, StoredUser};
@@ -44,6 +49,9 @@ pub enum StorageError {
     /// The node's sequence of user ids ran out.
     #[error("this node has assigned every user id of its range")]
     IdsExhausted,
+    /// The journal's files could not be read or written.
+    #[error("journal failed: {0}")]
+    Journal(String),
     /// The thread that writes storage could not be started.
     #[error("could not start the storage writer thread: {0}")]
     Thread(std::io::Error),

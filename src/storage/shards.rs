@@ -13,6 +13,7 @@ use super::keys::{
     self, ABSORBED, IDENTITY, MEMBER, MEMBER_CHUNK, MERGE_LOG, OUTBOX, OVERLAY, TIMER, USER,
 };
 use super::member_chunks::{self, MemberOp};
+use super::membership::SledWrites;
 use super::store::{key_suffix, Store};
 use super::user_scan::Written;
 use super::StorageError;
@@ -106,7 +107,7 @@ impl Store {
                 None => batch.insert(key.as_slice(), value.as_slice()),
             }
         }
-        self.apply_with_members(batch, &members, &Written::Anyone)?;
+        self.apply_with_members(SledWrites::Batch(batch), &members, &Written::Anyone)?;
         self.identities.forget_all();
         self.flush().await?;
         Ok(())
@@ -136,7 +137,7 @@ impl Store {
                 _ => {}
             }
         }
-        self.apply_with_members(batch, &members, &Written::Anyone)?;
+        self.apply_with_members(SledWrites::Batch(batch), &members, &Written::Anyone)?;
         self.identities.forget_all();
         self.flush().await?;
         Ok(removed)

@@ -1,6 +1,7 @@
 //! The typed facade: identities, user records, timers, memberships, segments, metadata.
 
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -10,9 +11,9 @@ use crate::domain::Timestamp;
 
 use super::codec::{decode, encode};
 use super::identity_cache::IdentityCache;
-use super::keys::{self, IDENTITY, JOURNAL, MEMBER, OVERLAY, SEGMENT, TIMER, USER};
+use super::keys::{self, IDENTITY, MEMBER, OVERLAY, SEGMENT, TIMER, USER};
 use super::member_chunks::{self, MemberOp};
-use super::membership::Membership;
+use super::membership::{Membership, SledWrites};
 use super::user_scan::{RecordWrites, Written};
 use super::write_set::WriteSet;
 use super::StorageError;
@@ -28,6 +29,8 @@ pub struct Store {
     pub(super) members: Arc<Membership>,
     /// Writes of records and overlays, counted for readers that read without a lock.
     pub(super) record_writes: Arc<RecordWrites>,
+    /// The data directory (sled's, and the journal's beside it).
+    pub(super) dir: Arc<PathBuf>,
 }
 
 /// Identity index entries cached per generation (two generations at most, ~80 bytes
@@ -77,15 +80,19 @@ pub(super) fn key_suffix(key: &[u8], offset: usize) -> Result<u64, StorageError>
 
 /// Adds a user's record, timer move and membership changes to `set`. The record holds
 /// its timer, so an overlay of it is dropped.
+///
+/// The record comes last: applied op by op (`Store::apply_each`) and cut short by a
+/// crash, a record that made it means everything before it did, and one that did not
+/// leaves its user to replay, which repairs the rest.
 pub(super) fn user_ops<T: Serialize>(
     set: &mut WriteSet,
     user: u64,
     record: &T,
     write: &UserWrite,
 ) -> Result<(), StorageError> {
-    set.insert(&keys::with_id(USER, user), encode(record)?);
-    set.remove(&keys::with_id(OVERLAY, user));
     index_ops(set, user, write);
+    set.remove(&keys::with_id(OVERLAY, user));
+    set.insert(&keys::with_id(USER, user), encode(record)?);
     Ok(())
 }
 
@@ -110,9 +117,13 @@ fn index_ops(set: &mut WriteSet, user: u64, write: &UserWrite) {
 impl Store {
     /// Opens (or creates) the store in `dir`, caching up to `cache_bytes` of pages.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StorageError> {
+        // No flush on sled's own timer: writes reach its files when we flush (the
+        // committer's groups and checkpoints, and every other writer's explicit
+        // flush), and the journal's files cover what is acknowledged in between.
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
             .open()?;
         let tree = db.open_tree("state")?;
         let converted = member_chunks::convert_per_user_keys(&tree)?;
@@ -130,6 +141,7 @@ impl Store {
             identities: Arc::new(IdentityCache::new(IDENTITY_CACHE_ENTRIES)),
             members,
             record_writes: Arc::default(),
+            dir: Arc::new(dir.to_path_buf()),
         })
     }
 
@@ -177,12 +189,7 @@ impl Store {
     /// first events may be only there until its first snapshot).
     pub fn has_no_users(&self) -> Result<bool, StorageError> {
         Ok(self.tree.scan_prefix([USER]).next().transpose()?.is_none()
-            && self
-                .tree
-                .scan_prefix([JOURNAL])
-                .next()
-                .transpose()?
-                .is_none())
+            && self.journal_is_empty()?)
     }
 
     /// Returns the writes that save a user record with its timer and membership changes.
@@ -226,12 +233,29 @@ impl Store {
         self.members.segments_of(user)
     }
 
-    /// Applies write sets, in order, as one atomic batch.
+    /// Applies write sets in order, as one atomic batch.
     pub fn apply<'a>(
         &self,
         sets: impl IntoIterator<Item = &'a WriteSet>,
     ) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
+        self.apply_sets(sets, true)
+    }
+
+    /// Applies write sets in order, op by op: cheaper than a batch, and after a crash
+    /// sled holds a prefix of them. For writes the journal covers until the next flush.
+    pub fn apply_each<'a>(
+        &self,
+        sets: impl IntoIterator<Item = &'a WriteSet>,
+    ) -> Result<(), StorageError> {
+        self.apply_sets(sets, false)
+    }
+
+    fn apply_sets<'a>(
+        &self,
+        sets: impl IntoIterator<Item = &'a WriteSet>,
+        together: bool,
+    ) -> Result<(), StorageError> {
+        let mut plain = Vec::new();
         let mut identities = Vec::new();
         let mut members: Vec<MemberOp> = Vec::new();
         let mut records = Vec::new();
@@ -246,10 +270,7 @@ impl Store {
                     Some(&USER | &OVERLAY) => records.push(keys::u64_at(key, 1)),
                     _ => {}
                 }
-                match value {
-                    Some(value) => batch.insert(key, value),
-                    None => batch.remove(key),
-                }
+                plain.push((key, value));
             }
         }
         let written = if records.is_empty() {
@@ -258,7 +279,19 @@ impl Store {
             let users: Option<Vec<u64>> = records.into_iter().collect();
             users.map_or(Written::Anyone, Written::Users)
         };
-        self.apply_with_members(batch, &members, &written)?;
+        let writes = if together {
+            let mut batch = sled::Batch::default();
+            for (key, value) in plain {
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
+                }
+            }
+            SledWrites::Batch(batch)
+        } else {
+            SledWrites::EachOp(plain)
+        };
+        self.apply_with_members(writes, &members, &written)?;
         for key in identities {
             self.identities.forget(key);
         }
@@ -270,12 +303,12 @@ impl Store {
     /// overlays the batch writes (see `unchanged_since`).
     pub(super) fn apply_with_members(
         &self,
-        batch: sled::Batch,
+        writes: SledWrites<'_>,
         members: &[MemberOp],
         written: &Written,
     ) -> Result<(), StorageError> {
         let _numbered = self.record_writes.begin(written);
-        self.members.write(&self.tree, batch, members)
+        self.members.write(&self.tree, writes, members)
     }
 
     /// Returns the timers due at or before `until`, earliest first.
@@ -293,14 +326,40 @@ impl Store {
 
     /// Returns the dues of `user`'s timer keys (scans every timer: for repairs only).
     pub fn timer_dues_of(&self, user: u64) -> Result<Vec<Timestamp>, StorageError> {
-        let mut dues = Vec::new();
+        let mut dues = self.timer_dues_of_users(&HashSet::from([user]))?;
+        Ok(dues.remove(&user).unwrap_or_default())
+    }
+
+    /// Returns the dues of the timer keys of each of `users` that has any, in one scan of
+    /// every timer (for repairs only).
+    pub fn timer_dues_of_users(
+        &self,
+        users: &HashSet<u64>,
+    ) -> Result<HashMap<u64, Vec<Timestamp>>, StorageError> {
+        let mut dues: HashMap<u64, Vec<Timestamp>> = HashMap::new();
         for key in self.tree.scan_prefix([TIMER]).keys() {
             let key = key?;
-            if key_suffix(&key, 9)? == user {
-                dues.push(keys::time_of(key_suffix(&key, 1)?));
+            let user = key_suffix(&key, 9)?;
+            if users.contains(&user) {
+                dues.entry(user)
+                    .or_default()
+                    .push(keys::time_of(key_suffix(&key, 1)?));
             }
         }
         Ok(dues)
+    }
+
+    /// Returns the writes that leave `user` exactly one timer key, at `due` (none when
+    /// `due` is none), given the dues of the keys it has (`found`).
+    pub fn timer_repair(user: u64, found: &[Timestamp], due: Option<Timestamp>) -> WriteSet {
+        let mut set = WriteSet::default();
+        for stale in found.iter().filter(|found| Some(**found) != due) {
+            set.remove(&keys::timer(*stale, user));
+        }
+        if let Some(due) = due.filter(|due| !found.contains(due)) {
+            set.insert(&keys::timer(due, user), Vec::new());
+        }
+        set
     }
 
     /// Returns the earliest pending timer.

@@ -295,7 +295,9 @@ impl Registry {
                     writes.append(staged.writes);
                     notifications.extend(staged.notifications);
                 }
-                Some(JournalStep::Part { .. }) => receipts.push(staged.submit(&shared.committer)),
+                Some(JournalStep::Part { .. } | JournalStep::SavedWithPart { .. }) => {
+                    receipts.push(staged.submit(&shared.committer))
+                }
             }
             if held % USERS_PER_COMMIT == 0 {
                 let (writes, notifications) = (take(&mut writes), take(&mut notifications));
