@@ -237,12 +237,7 @@ pub async fn run(
     segments.load()?;
     let replayed = replay_journal(registry.context())?;
     // A checkpoint makes the replayed users' saves durable and deletes the journal files.
-    registry
-        .context()
-        .committer
-        .checkpoint()
-        .await
-        .context("the committer stopped")??;
+    registry.context().committer.checkpoint().await?;
     let users = recover_totals(&store, &ownership, &totals, &metrics, clock.now())?;
     let timers = Arc::new(Timers::new(
         store.clone(),
@@ -422,7 +417,6 @@ pub async fn run(
         .committer
         .checkpoint()
         .await
-        .context("the committer stopped")?
         .context("final flush failed")?;
     for arbiter in &arbiters {
         arbiter.stop();

@@ -82,10 +82,21 @@ pub enum Durability {
     Journaled,
 }
 
+/// What a commit asks of the journal's files.
+enum Files {
+    /// Tell where a checkpoint starting now may delete files up to (the floor, once
+    /// every write before it is applied to sled), and note that entries before the
+    /// next one are wholly applied.
+    Mark(oneshot::Sender<u64>),
+    /// Delete the files every entry of which is before this floor (sled is flushed).
+    RemoveBefore(u64),
+}
+
 struct Commit {
     /// Whether it is background work, written after every waiting foreground commit.
     background: bool,
     durability: Durability,
+    files: Option<Files>,
     writes: WriteSet,
     journal: Option<JournalStep>,
     notifications: Vec<Notification>,
@@ -100,6 +111,7 @@ struct Commit {
 pub struct Committer {
     sender: mpsc::UnboundedSender<Commit>,
     journal: Arc<Journal>,
+    store: Store,
 }
 
 /// Resolves once the writes submitted before it are durable and their changes pushed.
@@ -120,7 +132,7 @@ impl Committer {
         let (sender, receiver) = mpsc::unbounded_channel();
         let books = Arc::clone(&journal);
         let storage = Storage {
-            store,
+            store: store.clone(),
             file,
             journal: books,
         };
@@ -128,7 +140,11 @@ impl Committer {
             .name("committer".into())
             .spawn(move || run(receiver, storage, hub, metrics, health))
             .map_err(crate::storage::StorageError::Thread)?;
-        Ok(Committer { sender, journal })
+        Ok(Committer {
+            sender,
+            journal,
+            store,
+        })
     }
 
     /// The journal's bookkeeping.
@@ -149,6 +165,7 @@ impl Committer {
         self.send(Commit {
             background: false,
             durability,
+            files: None,
             writes,
             journal,
             notifications,
@@ -172,6 +189,7 @@ impl Committer {
         self.send(Commit {
             background: true,
             durability: Durability::Flushed,
+            files: None,
             writes,
             journal: None,
             notifications,
@@ -187,6 +205,7 @@ impl Committer {
         self.send(Commit {
             background: false,
             durability: Durability::Journaled,
+            files: None,
             writes: WriteSet::default(),
             journal: None,
             notifications: Vec::new(),
@@ -195,20 +214,17 @@ impl Committer {
         });
     }
 
-    /// Flushes sled and deletes the journal files no dirty user needs any more; the
-    /// receipt resolves once done.
-    pub fn checkpoint(&self) -> Receipt {
-        let (done, receipt) = oneshot::channel();
-        self.send(Commit {
-            background: false,
-            durability: Durability::Flushed,
-            writes: WriteSet::default(),
-            journal: None,
-            notifications: Vec::new(),
-            done: Some(done),
-            applied: None,
-        });
-        receipt
+    /// Flushes sled and deletes the journal files no dirty user needs any more. The
+    /// flush runs beside the committer, which goes on writing meanwhile: only where it
+    /// starts and what it lets go are the committer's.
+    pub async fn checkpoint(&self) -> Result<(), ActorError> {
+        let (mark, floor) = oneshot::channel();
+        self.send(Commit::files(Files::Mark(mark)));
+        let floor = floor.await.map_err(|_| ActorError::ShuttingDown)?;
+        let storage = |e: crate::storage::StorageError| ActorError::Storage(e.to_string());
+        self.store.flush().await.map_err(storage)?;
+        self.send(Commit::files(Files::RemoveBefore(floor)));
+        Ok(())
     }
 
     fn send(&self, commit: Commit) {
@@ -220,6 +236,22 @@ impl Committer {
             if let Some(applied) = commit.applied {
                 let _nobody_waits = applied.send(true);
             }
+        }
+    }
+}
+
+impl Commit {
+    /// A commit that writes nothing and asks `files` of the journal's files.
+    fn files(files: Files) -> Commit {
+        Commit {
+            background: false,
+            durability: Durability::Journaled,
+            files: Some(files),
+            writes: WriteSet::default(),
+            journal: None,
+            notifications: Vec::new(),
+            done: None,
+            applied: None,
         }
     }
 }
@@ -266,6 +298,15 @@ fn run(
             error!(error = %e, "write or flush failed; writes not acknowledged");
         }
         for commit in group.drain(..) {
+            match commit.files {
+                Some(Files::Mark(mark)) => {
+                    if let Ok(floor) = storage.mark() {
+                        let _nobody_waits = mark.send(floor);
+                    }
+                }
+                Some(Files::RemoveBefore(floor)) => storage.remove_before(floor),
+                None => {}
+            }
             if let Some(applied) = commit.applied {
                 let _nobody_waits = applied.send(true);
             }
@@ -369,14 +410,26 @@ impl Storage {
             self.file.append(*seq, bytes).map_err(storage)?;
         }
         if flushed {
-            let floor = self.journal.floor();
+            let floor = self.mark().map_err(storage)?;
             self.store.flush_blocking().map_err(storage)?;
-            if let Err(e) = self.file.remove_before(floor) {
-                // The files are kept: the next start replays more, and loses nothing.
-                warn!(error = %e, "could not delete journal files sled now covers");
-            }
+            self.remove_before(floor);
         }
         Ok(())
+    }
+
+    /// Notes in sled that every entry before the next one is wholly applied to it (a
+    /// flush that starts now covers them), and returns the floor.
+    fn mark(&mut self) -> Result<u64, crate::storage::StorageError> {
+        self.store.set_journal_applied(self.journal.next_seq())?;
+        Ok(self.journal.floor())
+    }
+
+    /// Deletes the journal files every entry of which is before `floor`.
+    fn remove_before(&mut self, floor: u64) {
+        if let Err(e) = self.file.remove_before(floor) {
+            // The files are kept: the next start replays more, and loses nothing.
+            warn!(error = %e, "could not delete journal files sled now covers");
+        }
     }
 }
 
@@ -389,6 +442,7 @@ mod tests {
         Commit {
             background,
             durability: Durability::Flushed,
+            files: None,
             writes: WriteSet::default(),
             journal: Some(JournalStep::Saved(tag)),
             notifications: Vec::new(),

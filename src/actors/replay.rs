@@ -139,9 +139,15 @@ pub fn replay_journal(shared: &UserContext) -> Result<usize, ActorError> {
     let store = &shared.store;
     let mut parts_of: HashMap<u64, Vec<ReplayedPart>> = HashMap::new();
     let mut parts_read = 0usize;
-    for (_, parts) in store.journal::<ReplayedPart>().map_err(storage)? {
+    // Users with a part sled may hold only some of the writes of (see `replay_users`).
+    let mut unsettled = HashSet::new();
+    let applied = store.journal_applied().map_err(storage)?;
+    for (seq, parts) in store.journal::<ReplayedPart>().map_err(storage)? {
         for part in parts {
             parts_read += 1;
+            if seq >= applied {
+                unsettled.insert(part.user);
+            }
             parts_of.entry(part.user).or_default().push(part);
         }
     }
@@ -154,10 +160,13 @@ pub fn replay_journal(shared: &UserContext) -> Result<usize, ActorError> {
     let users: Vec<(u64, Vec<ReplayedPart>)> = parts_of.into_iter().collect();
     let share = users.len().div_ceil(REPLAY_THREADS).max(1);
     let replayed = std::thread::scope(|scope| {
-        let dues = &dues;
+        let known = Known {
+            dues: &dues,
+            unsettled: &unsettled,
+        };
         let workers: Vec<_> = users
             .chunks(share)
-            .map(|users| scope.spawn(move || replay_users(shared, users, dues)))
+            .map(|users| scope.spawn(move || replay_users(shared, users, known)))
             .collect();
         workers.into_iter().try_fold(0usize, |total, worker| {
             let replayed = worker
@@ -176,18 +185,27 @@ pub fn replay_journal(shared: &UserContext) -> Result<usize, ActorError> {
 /// Threads that rebuild users at start-up.
 const REPLAY_THREADS: usize = 2;
 
-/// Rebuilds `users` from their snapshots and parts and saves each one whole, with its
-/// timer keys (`dues`: the ones storage holds) and membership set right, `SAVE_CHUNK`
-/// users per batch; returns how many were saved.
+/// What replay knows of the users it rebuilds.
+#[derive(Clone, Copy)]
+struct Known<'a> {
+    /// The dues of the timer keys storage holds.
+    dues: &'a HashMap<u64, Vec<Timestamp>>,
+    /// Users with a part in an entry sled may hold only some of the writes of.
+    unsettled: &'a HashSet<u64>,
+}
+
+/// Rebuilds `users` from their snapshots and parts and saves each one a part changed
+/// whole, with its timer keys and membership set right, `SAVE_CHUNK` users per batch;
+/// returns how many were saved.
 ///
-/// Every user with a part is saved, even one whose stored record already covers its
-/// parts: the committer applies event steps op by op (`Store::apply_each`), so a crash
-/// may have kept a step's record and lost its timer and membership writes, or kept some
-/// of them without the record.
+/// An unsettled user is saved even when its stored record covers its parts: the
+/// committer applies event steps op by op (`Store::apply_each`) and flushes sled only
+/// at checkpoints, so a crash may have kept a step's record and lost its timer and
+/// membership writes, or kept some of them without the record.
 fn replay_users(
     shared: &UserContext,
     users: &[(u64, Vec<ReplayedPart>)],
-    dues: &HashMap<u64, Vec<Timestamp>>,
+    known: Known<'_>,
 ) -> Result<usize, ActorError> {
     let store = &shared.store;
     let segments = shared.catalog.snapshot();
@@ -207,10 +225,13 @@ fn replay_users(
                 .record
                 .rebuild(&segments, last.now, shared.retention_ms, |_| {});
         }
+        if rebuilt.applied == 0 && !known.unsettled.contains(user) {
+            continue;
+        }
         if !rebuilt.stored {
             reclaim_identities(store, *user, &rebuilt.record)?;
         }
-        let found = dues.get(user).map_or(&[][..], Vec::as_slice);
+        let found = known.dues.get(user).map_or(&[][..], Vec::as_slice);
         let mut set = Store::timer_repair(*user, found, rebuilt.record.next_due);
         set.append(save_write(store, *user, &rebuilt, &segments)?);
         sets.push(set);
@@ -272,15 +293,16 @@ mod tests {
     use crate::actors::journal::JournalPart;
     use crate::actors::record::Incoming;
     use crate::actors::registry::tests::{put_segment, registry};
+    use crate::actors::registry::Registry;
     use crate::domain::Event;
     use crate::storage::{journal_entry, journal_part, JournalFile};
 
-    /// A crash cut short a step applied op by op: its record made it, its timer and
-    /// membership did not, and a timer key it was moving away from stayed.
-    #[actix_rt::test]
-    async fn replay_sets_right_the_timer_and_membership_beside_a_record_that_made_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+    const STALE: Timestamp = Timestamp::from_millis(5);
+
+    /// User 5's first step, in journal entry 0, cut short by a crash while applied op
+    /// by op: its record made it, its timer and membership did not, and a timer key it
+    /// was moving away from stayed. Returns the due the record has.
+    fn cut_short(store: &Store) -> (Registry, Timestamp) {
         let at = Timestamp::from_millis(1_000_000);
         let events = vec![Incoming {
             identity: ("cookie".into(), "c5".into()),
@@ -302,21 +324,37 @@ mod tests {
 
         let registry = registry(store.clone());
         put_segment(&registry, 1, "last_seen(page_viewed) > now - 7d");
-        let shared = registry.context();
         let mut record = UserRecord::default();
-        let _changes = record.apply(&events, &shared.catalog.snapshot(), at, 0);
+        let segments = registry.context().catalog.snapshot();
+        let _changes = record.apply(&events, &segments, at, 0);
         record.version = 1;
         let due = record.next_due.expect("the segment ends on time alone");
-        let stale = Timestamp::from_millis(5);
         let mut kept = Store::user_write(5, &record, &UserWrite::default()).unwrap();
-        kept.append(Store::timer_repair(5, &[], Some(stale)));
+        kept.append(Store::timer_repair(5, &[], Some(STALE)));
         store.apply([&kept]).unwrap();
         assert!(!store.is_member(1, 5));
+        (registry, due)
+    }
 
-        assert_eq!(replay_journal(shared).unwrap(), 1);
+    #[actix_rt::test]
+    async fn replay_sets_right_the_timer_and_membership_beside_a_record_that_made_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (registry, due) = cut_short(&store);
+        assert_eq!(replay_journal(registry.context()).unwrap(), 1);
         assert_eq!(store.timer_dues_of(5).unwrap(), vec![due]);
         assert!(store.is_member(1, 5));
         let saved = load_record(&store, 5).unwrap().unwrap();
         assert_eq!((saved.version, saved.next_due), (1, Some(due)));
+    }
+
+    #[actix_rt::test]
+    async fn a_user_whose_entries_sled_wholly_holds_is_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (registry, _) = cut_short(&store);
+        store.set_journal_applied(1).unwrap();
+        assert_eq!(replay_journal(registry.context()).unwrap(), 0);
+        assert_eq!(store.timer_dues_of(5).unwrap(), vec![STALE]);
     }
 }

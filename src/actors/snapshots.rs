@@ -52,7 +52,7 @@ impl Snapshots {
                 self.save_before(until).await;
             }
             let checkpoint = self.registry.context().committer.checkpoint();
-            if let Ok(Err(e)) = checkpoint.await {
+            if let Err(e) = checkpoint.await {
                 warn!(error = %e, "checkpoint failed; retrying on the next pass");
             }
         }

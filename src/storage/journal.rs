@@ -18,6 +18,9 @@ use super::keys::JOURNAL;
 use super::store::{key_suffix, Store};
 use super::StorageError;
 
+/// The metadata key of `set_journal_applied`.
+const JOURNAL_APPLIED: &str = "journal_applied";
+
 /// Encodes one part of an entry (one user's step), without the version byte. Parts are
 /// positional MessagePack (structs as arrays: about half the work of named fields, on
 /// the hot path); they live seconds, and the entry's version byte guards their layout.
@@ -64,6 +67,18 @@ impl Store {
             Some(key) => Ok(key_suffix(&key?, 1)? + 1),
             None => Ok(0),
         }
+    }
+
+    /// Notes that every journal entry before `seq` is wholly applied to sled: once sled
+    /// is flushed, replay can trust what it holds of their users.
+    pub fn set_journal_applied(&self, seq: u64) -> Result<(), StorageError> {
+        self.set_meta(JOURNAL_APPLIED, &seq)
+    }
+
+    /// Returns the sequence number before which every journal entry is wholly in sled's
+    /// files (0 when none is known to be).
+    pub fn journal_applied(&self) -> Result<u64, StorageError> {
+        Ok(self.meta(JOURNAL_APPLIED)?.unwrap_or(0))
     }
 
     /// Returns whether the journal holds no entry.

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::StorageError;
 
 /// A file is closed and a new one started once it holds this many bytes.
-const MAX_FILE_BYTES: u64 = 64 << 20;
+const MAX_FILE_BYTES: u64 = 8 << 20;
 
 /// Bytes before an entry: its length, checksum and sequence number.
 const HEADER: usize = 16;
