@@ -7,10 +7,15 @@
 //! covers seq and entry). A crash can leave the last file with a torn record: opening
 //! the writer cuts it off (it was never acknowledged). A bad record anywhere else is
 //! corruption and is reported, never skipped.
+//!
+//! Files are written full of zeros before they are used (a spare is made ready on a
+//! thread of its own), so an append changes no file size and `fdatasync` writes the
+//! data alone, not the inode too: one disk write fewer per group. Zeros end a file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 
 use super::StorageError;
 
@@ -78,12 +83,16 @@ enum Record {
 
 fn record_at(bytes: &[u8], at: usize) -> Record {
     let Some(header) = bytes.get(at..at + HEADER) else {
-        return if at == bytes.len() {
+        return if bytes[at.min(bytes.len())..].iter().all(|byte| *byte == 0) {
             Record::End
         } else {
             Record::Torn
         };
     };
+    if header.iter().all(|byte| *byte == 0) {
+        // The zeros a file was made with: no record was written here.
+        return Record::End;
+    }
     let word = |range: std::ops::Range<usize>| header.get(range).unwrap_or_default();
     let length = u32::from_le_bytes(word(0..4).try_into().unwrap_or_default()) as usize;
     let crc = u32::from_le_bytes(word(4..8).try_into().unwrap_or_default());
@@ -175,6 +184,8 @@ pub struct JournalFile {
     /// Set when a failed append could not be taken back: the file may hold a torn
     /// record, so nothing more is appended after it.
     broken: bool,
+    /// The next file, being written full of zeros.
+    spare: Option<JoinHandle<Result<File, StorageError>>>,
 }
 
 impl JournalFile {
@@ -216,7 +227,7 @@ impl JournalFile {
                 (file, path, first)
             }
             None => {
-                let (file, path) = create(dir, next_seq)?;
+                let (file, path) = install(dir, zeroed(&dir.join(SPARE))?, next_seq)?;
                 (file, path, next_seq)
             }
         };
@@ -229,6 +240,7 @@ impl JournalFile {
             current_len,
             next_seq,
             broken: false,
+            spare: Some(prepare_spare(dir)),
         };
         journal.seek_to_end()?;
         Ok(journal)
@@ -254,7 +266,8 @@ impl JournalFile {
                 "an earlier append failed and could not be taken back".into(),
             ));
         }
-        if self.current_len >= MAX_FILE_BYTES {
+        let record_bytes = (HEADER + entry.len()) as u64;
+        if self.current_len > 0 && self.current_len + record_bytes > MAX_FILE_BYTES {
             self.rotate(seq)?;
         }
         let length = u32::try_from(entry.len())
@@ -307,9 +320,17 @@ impl JournalFile {
         Ok(())
     }
 
-    /// Closes the current file and starts one whose first entry is `first_seq`.
+    /// Closes the current file and starts one whose first entry is `first_seq`: the
+    /// spare, renamed (made at once if none is ready), while another spare is made.
     fn rotate(&mut self, first_seq: u64) -> Result<(), StorageError> {
-        let (file, path) = create(&self.dir, first_seq)?;
+        let spare = match self.spare.take() {
+            Some(spare) => spare.join().map_err(|_| {
+                StorageError::Journal("the thread making a spare journal file panicked".into())
+            })?,
+            None => zeroed(&self.dir.join(SPARE)),
+        };
+        let (file, path) = install(&self.dir, spare?, first_seq)?;
+        self.spare = Some(prepare_spare(&self.dir));
         let old_path = std::mem::replace(&mut self.current_path, path);
         self.closed.push((self.current_first, old_path));
         self.current_first = first_seq;
@@ -319,18 +340,55 @@ impl JournalFile {
     }
 }
 
-/// Creates journal file `first_seq` in `dir` and makes its name durable.
-fn create(dir: &Path, first_seq: u64) -> Result<(File, PathBuf), StorageError> {
-    let path = dir.join(file_name(first_seq));
-    let file = OpenOptions::new()
+impl Drop for JournalFile {
+    fn drop(&mut self) {
+        // A spare being made is finished, so nothing writes in the directory after.
+        if let Some(spare) = self.spare.take() {
+            let _finished = spare.join();
+        }
+    }
+}
+
+/// The name of the spare file (not a journal file until it is renamed).
+const SPARE: &str = "spare.journal.tmp";
+
+/// Writes `path` full of zeros (`MAX_FILE_BYTES`) and makes that durable.
+fn zeroed(path: &Path) -> Result<File, StorageError> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
-        .open(&path)
-        .map_err(|e| io("cannot create journal file", &path, e))?;
+        .open(path)
+        .map_err(|e| io("cannot create journal file", path, e))?;
+    let mut written = 0;
+    while written < MAX_FILE_BYTES {
+        file.write_all(&zeros)
+            .map_err(|e| io("cannot fill journal file", path, e))?;
+        written += zeros.len() as u64;
+    }
+    file.sync_all()
+        .map_err(|e| io("cannot sync journal file", path, e))?;
+    Ok(file)
+}
+
+/// Makes a spare on a thread of its own.
+fn prepare_spare(dir: &Path) -> JoinHandle<Result<File, StorageError>> {
+    let path = dir.join(SPARE);
+    std::thread::spawn(move || zeroed(&path))
+}
+
+/// Renames the spare `file` into journal file `first_seq` and makes its name durable;
+/// returns it ready to append from the start.
+fn install(dir: &Path, mut file: File, first_seq: u64) -> Result<(File, PathBuf), StorageError> {
+    use std::io::Seek;
+    let path = dir.join(file_name(first_seq));
+    fs::rename(dir.join(SPARE), &path).map_err(|e| io("cannot name journal file", &path, e))?;
     File::open(dir)
         .and_then(|dir| dir.sync_all())
         .map_err(|e| io("cannot sync the journal directory", dir, e))?;
+    file.seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| io("cannot seek journal file", &path, e))?;
     Ok((file, path))
 }
 
@@ -379,8 +437,8 @@ mod tests {
         journal.append(1, b"torn by a crash").unwrap();
         drop(journal);
         let path = list(dir.path()).unwrap().remove(0).1;
-        let whole = fs::metadata(&path).unwrap().len();
-        for cut in [whole - 1, whole - 10, 20 + 4 + 5] {
+        let whole = (HEADER + 4 + HEADER + 15) as u64;
+        for cut in [whole - 1, whole - 10, whole - 15 - 4] {
             let file = OpenOptions::new().write(true).open(&path).unwrap();
             file.set_len(cut).unwrap();
             drop(file);
