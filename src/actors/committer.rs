@@ -291,6 +291,7 @@ fn run(
         metrics
             .journal_dirty_users
             .set(journal.dirty_count() as i64);
+        metrics.journal_entries.set(journal.entries() as i64);
         timer.observe_duration();
         metrics.journal_flush_batch_size.observe(group.len() as f64);
         health.record(outcome.is_ok());

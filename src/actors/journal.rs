@@ -4,6 +4,7 @@
 //! below the floor are deleted once a flush of sled covers the snapshots that moved it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -112,10 +113,17 @@ pub struct Recorded {
     cleared: Vec<(u64, u64)>,
 }
 
+/// Dirty users past which a clean user's event step saves it whole instead of adding a
+/// part: when snapshots fall behind (every event for a different user, faster than they
+/// can be saved a second later), the journal and a replay after a crash stay bounded.
+pub const MAX_DIRTY_USERS: usize = 65_536;
+
 /// The journal's bookkeeping.
 #[derive(Debug, Default)]
 pub struct Journal {
     books: Mutex<Books>,
+    /// How many users are dirty, for readers that must not wait for the books.
+    dirty_users: AtomicUsize,
 }
 
 impl Journal {
@@ -127,6 +135,7 @@ impl Journal {
                 floor: next_seq,
                 ..Books::default()
             }),
+            dirty_users: AtomicUsize::new(0),
         }
     }
 
@@ -168,6 +177,7 @@ impl Journal {
             (seq, journal_entry(parts.into_iter()))
         });
         books.floor = books.floor.max(books.oldest_needed());
+        self.dirty_users.store(books.dirty.len(), Ordering::Relaxed);
         (recorded, entry)
     }
 
@@ -185,6 +195,7 @@ impl Journal {
         for (user, first) in recorded.cleared {
             books.dirty_since(user, first);
         }
+        self.dirty_users.store(books.dirty.len(), Ordering::Relaxed);
     }
 
     /// Returns whether `user` has parts no snapshot covers.
@@ -195,6 +206,11 @@ impl Journal {
     /// Returns how many users are dirty.
     pub fn dirty_count(&self) -> usize {
         locked(&self.books).dirty.len()
+    }
+
+    /// Returns whether `MAX_DIRTY_USERS` users are dirty (as of the last group).
+    pub fn crowded(&self) -> bool {
+        self.dirty_users.load(Ordering::Relaxed) >= MAX_DIRTY_USERS
     }
 
     /// Returns how many entries storage holds (some numbers may have none).
@@ -271,6 +287,23 @@ mod tests {
         assert_eq!(parts, vec![1, 1]);
         assert!(!journal.is_dirty(1));
         assert_eq!(journal.floor(), 1, "the entry is needed only until a flush");
+    }
+
+    #[test]
+    fn the_journal_is_crowded_from_max_dirty_users_until_one_is_saved() {
+        let journal = Journal::starting_at(0);
+        let below: Vec<JournalStep> = (1..MAX_DIRTY_USERS as u64).map(part).collect();
+        let _ = journal.record(below.iter());
+        assert!(!journal.crowded());
+        let _ = journal.record([part(0)].iter());
+        assert!(journal.crowded());
+        let _ = journal.record([JournalStep::Saved(0)].iter());
+        assert!(!journal.crowded());
+        let _ = journal.record([part(0)].iter());
+        let (failed, _) = journal.record([JournalStep::Saved(0)].iter());
+        assert!(!journal.crowded());
+        journal.undo(failed);
+        assert!(journal.crowded(), "a failed save leaves the user dirty");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One step on a user's record — apply events, catch up with time, re-evaluate a
 //! segment — and how it is persisted: a step that applies events on a resident user
-//! becomes a journal part (its events, a few bytes); a step with no event on a user
+//! becomes a journal part (its events, a few bytes), unless the user is clean while
+//! `journal::MAX_DIRTY_USERS` users are dirty (then it is saved whole); a step with no event on a user
 //! stored as it is that changed only its membership writes just that (a backfill
 //! rewrites no record: a loaded record takes its segments from the stored membership);
 //! one that also moved the timer of a resident user writes the timer as its overlay (a
@@ -133,7 +134,11 @@ pub fn step(
     shared.metrics.rule_evaluations.inc_by(effects.evaluations);
     let changed = effects.dirty || !effects.changes.is_empty() || old_due != record.next_due;
     let journal = match persist {
-        Persist::Journal(events) if saved.stored && saved.unsaved_steps < SNAPSHOT_EVERY => {
+        Persist::Journal(events)
+            if saved.stored
+                && saved.unsaved_steps < SNAPSHOT_EVERY
+                && (saved.unsaved_steps > 0 || !shared.committer.journal().crowded()) =>
+        {
             Some(events)
         }
         _ => None,

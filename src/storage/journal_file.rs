@@ -204,10 +204,11 @@ impl JournalFile {
                 at = end;
             }
             current_len = at as u64;
-            if current_len < bytes.len() as u64 {
+            let tail = bytes.get(at..).unwrap_or_default();
+            if tail.iter().any(|byte| *byte != 0) {
                 tracing::warn!(
                     file = %path.display(),
-                    torn_bytes = bytes.len() as u64 - current_len,
+                    torn_bytes = tail.len(),
                     "journal ends with a torn record (never acknowledged); cutting it off"
                 );
             }
