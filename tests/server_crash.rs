@@ -255,19 +255,36 @@ async fn user(base: &str, cookie: &str) -> serde_json::Value {
     call("GET", &url, None).await.body
 }
 
+/// A data dir whose node, on the dev clock, saves no snapshot (and flushes sled at no
+/// checkpoint) in a test's lifetime.
+struct Unsnapshotted {
+    data: std::path::PathBuf,
+    flags: Vec<String>,
+}
+
+impl Unsnapshotted {
+    fn new(temp: &std::path::Path) -> Unsnapshotted {
+        let config = temp.join("uss.toml");
+        std::fs::write(&config, "[storage]\nsnapshot_interval_ms = 3600000\n").expect("config");
+        let config = config.to_str().expect("utf-8 path").to_owned();
+        Unsnapshotted {
+            data: temp.join("data"),
+            flags: vec!["--dev-clock".into(), "--config".into(), config],
+        }
+    }
+
+    async fn start(&self) -> Node {
+        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        start_with(&self.data, &flags).await
+    }
+}
+
 #[actix_rt::test]
 async fn a_node_killed_before_any_snapshot_replays_its_journal() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let data = temp.path().join("data");
-    let config = temp.path().join("uss.toml");
     // No background snapshot in this test's lifetime: the events live only in the journal.
-    std::fs::write(&config, "[storage]\nsnapshot_interval_ms = 3600000\n").expect("config");
-    let flags = [
-        "--dev-clock",
-        "--config",
-        config.to_str().expect("utf-8 path"),
-    ];
-    let node = start_with(&data, &flags).await;
+    let dir = Unsnapshotted::new(temp.path());
+    let node = dir.start().await;
     let base = node.base.clone();
     assert_eq!(
         post(
@@ -316,7 +333,7 @@ async fn a_node_killed_before_any_snapshot_replays_its_journal() {
     let mut killed = node.child;
     killed.kill().expect("kill -9");
     let _ = killed.wait();
-    let node = start_with(&data, &flags).await;
+    let node = dir.start().await;
     let base = node.base.clone();
     let j1 = user(&base, "j1").await;
     assert_eq!(j1["activities"]["page_viewed"]["count"], 2, "{j1}");
@@ -363,17 +380,10 @@ async fn a_node_killed_before_any_snapshot_replays_its_journal() {
 #[actix_rt::test]
 async fn a_node_killed_before_sled_is_flushed_gives_new_users_back_their_identities() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let data = temp.path().join("data");
-    let config = temp.path().join("uss.toml");
     // No checkpoint in this test's lifetime: after the segment is created, sled is never
     // flushed, and the new users' identities are in sled's memory only.
-    std::fs::write(&config, "[storage]\nsnapshot_interval_ms = 3600000\n").expect("config");
-    let flags = [
-        "--dev-clock",
-        "--config",
-        config.to_str().expect("utf-8 path"),
-    ];
-    let node = start_with(&data, &flags).await;
+    let dir = Unsnapshotted::new(temp.path());
+    let node = dir.start().await;
     let base = node.base.clone();
     let viewers = json!({"name": "viewers", "rule": "count(page_viewed, 7d) >= 2"});
     let viewers = post(&base, "/api/v1/segments", viewers).await.body["id"]
@@ -395,7 +405,7 @@ async fn a_node_killed_before_sled_is_flushed_gives_new_users_back_their_identit
     let mut killed = node.child;
     killed.kill().expect("kill -9");
     let _ = killed.wait();
-    let node = start_with(&data, &flags).await;
+    let node = dir.start().await;
     let base = node.base.clone();
     let after = user(&base, "n2").await;
     assert_eq!(after["user_id"], before["user_id"], "{after}");
