@@ -1,9 +1,10 @@
 //! Group commit: the one writer of user state. Actors hand it their writes; it applies
-//! every write of a group in one atomic sled batch, in submission order, appends the
-//! group's journal entry to the journal file and syncs it, and flushes sled when a
-//! commit of the group needs it (`Durability`). Notifications are pushed and callers
-//! acknowledged only after that, in submission order (so one user's messages keep their
-//! order; background commits, below, keep their order among themselves).
+//! every write of a group to sled in submission order (one atomic batch, or op by op
+//! when every commit of the group is `Durability::Journaled`), appends the group's
+//! journal entry to the journal file and syncs it, and flushes sled when a commit of the
+//! group needs it. Notifications are pushed and callers acknowledged only after that, in
+//! submission order (so one user's messages keep their order; background commits, below,
+//! keep their order among themselves).
 //!
 //! An event step needs no flush of sled: the journal file holds its events, and its
 //! other writes are what replaying them re-derives. So a group of event steps costs one
@@ -18,9 +19,12 @@
 //! The committer also keeps the journal's books (`journal::Journal`): the parts of a
 //! group's event steps become one journal entry.
 //!
-//! Writing from one thread matters: sled writers stall behind a flush running on another
-//! thread (measured: 5x fewer writes/s), while one batch per flush grows with the load.
-//! The committer has an OS thread of its own and flushes in it, blocking.
+//! Writing from one thread matters: sled's batch writers stall behind a flush running on
+//! another thread (measured: 5x fewer writes/s), while one batch per flush grows with the
+//! load. The committer has an OS thread of its own and flushes in it, blocking. A
+//! checkpoint's flush runs beside it: by then its writes are mostly op by op, which the
+//! flush does not hold up (event → push p99 at 20k events/s fell from 10.9 to 8.6–10.1
+//! ms when checkpoints left the committer's thread; BENCHMARKS.md, session 9).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};

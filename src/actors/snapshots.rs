@@ -1,7 +1,7 @@
 //! Background snapshots: in slices through each interval, each user whose journal parts
 //! have waited a whole interval is saved whole, and a checkpoint then lets the committer
-//! delete the journal files behind it. A user busy with events is saved about once per interval instead of once per
-//! event; one that leaves memory is saved as it leaves.
+//! delete the journal files behind it. A user busy with events is saved about once per
+//! interval instead of once per event; one that leaves memory is saved as it leaves.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! One step on a user's record — apply events, catch up with time, re-evaluate a
 //! segment — and how it is persisted: a step that applies events on a resident user
 //! becomes a journal part (its events, a few bytes), unless the user is clean while
-//! `journal::MAX_DIRTY_USERS` users are dirty (then it is saved whole); a step with no event on a user
+//! `journal::MAX_DIRTY_USERS` users are dirty (then it is saved whole, with a part
+//! too); a step with no event on a user
 //! stored as it is that changed only its membership writes just that (a backfill
 //! rewrites no record: a loaded record takes its segments from the stored membership);
 //! one that also moved the timer of a resident user writes the timer as its overlay (a

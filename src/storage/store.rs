@@ -81,9 +81,11 @@ pub(super) fn key_suffix(key: &[u8], offset: usize) -> Result<u64, StorageError>
 /// Adds a user's record, timer move and membership changes to `set`. The record holds
 /// its timer, so an overlay of it is dropped.
 ///
-/// The record comes last: applied op by op (`Store::apply_each`) and cut short by a
-/// crash, a record that made it means everything before it did, and one that did not
-/// leaves its user to replay, which repairs the rest.
+/// Applied op by op (`Store::apply_each`), a crash can keep some of these writes and lose
+/// others (membership chunks go after every other write of their group): replay saves
+/// every user with a journal part after the last checkpoint whole, with its timer keys
+/// and membership set right. The overlay goes before the record, so that a kept overlay
+/// never overrides a record written after it.
 pub(super) fn user_ops<T: Serialize>(
     set: &mut WriteSet,
     user: u64,
