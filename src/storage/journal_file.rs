@@ -200,6 +200,7 @@ impl JournalFile {
         let mut files = list(dir)?;
         let mut next_seq = 0;
         let mut current_len = 0;
+        let mut torn_bytes = 0;
         if let Some((_, path)) = files.last() {
             let bytes = read_file(path)?;
             let mut at = 0;
@@ -210,9 +211,10 @@ impl JournalFile {
             current_len = at as u64;
             let tail = bytes.get(at..).unwrap_or_default();
             if tail.iter().any(|byte| *byte != 0) {
+                torn_bytes = tail.len();
                 tracing::warn!(
                     file = %path.display(),
-                    torn_bytes = tail.len(),
+                    torn_bytes,
                     "journal ends with a torn record (never acknowledged); cutting it off"
                 );
             }
@@ -222,13 +224,18 @@ impl JournalFile {
         }
         let (current, current_path, current_first) = match files.pop() {
             Some((first, path)) => {
-                let file = OpenOptions::new()
+                let mut file = OpenOptions::new()
                     .write(true)
                     .open(&path)
                     .map_err(|e| io("cannot open journal file", &path, e))?;
-                file.set_len(current_len)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| io("cannot cut journal file", &path, e))?;
+                if torn_bytes > 0 {
+                    // Zeros over the torn record: the file keeps its size, and ends.
+                    use std::io::Seek;
+                    file.seek(std::io::SeekFrom::Start(current_len))
+                        .and_then(|_| file.write_all(&vec![0; torn_bytes]))
+                        .and_then(|()| file.sync_all())
+                        .map_err(|e| io("cannot cut journal file", &path, e))?;
+                }
                 (file, path, first)
             }
             None => {
@@ -425,6 +432,12 @@ mod tests {
         drop(journal);
         let journal = JournalFile::open(dir.path()).unwrap();
         assert_eq!(journal.next_seq(), 6);
+        let path = &list(dir.path()).unwrap()[0].1;
+        assert_eq!(
+            fs::metadata(path).unwrap().len(),
+            MAX_FILE_BYTES,
+            "a reopened file keeps its zeros"
+        );
         let expected = vec![
             (0, b"first".to_vec()),
             (1, Vec::new()),
