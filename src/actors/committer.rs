@@ -38,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::storage::{JournalFile, Store, WriteSet};
 
 use super::hub::{Hub, Notification};
+use super::identity::storage;
 use super::journal::{Journal, JournalStep};
 use super::ActorError;
 
@@ -225,7 +226,6 @@ impl Committer {
         let (mark, floor) = oneshot::channel();
         self.send(Commit::files(Files::Mark(mark)));
         let floor = floor.await.map_err(|_| ActorError::ShuttingDown)?;
-        let storage = |e: crate::storage::StorageError| ActorError::Storage(e.to_string());
         self.store.flush().await.map_err(storage)?;
         self.send(Commit::files(Files::RemoveBefore(floor)));
         Ok(())
@@ -401,7 +401,6 @@ impl Storage {
         group: &[Commit],
         entry: Option<&(u64, Vec<u8>)>,
     ) -> Result<(), ActorError> {
-        let storage = |e: crate::storage::StorageError| ActorError::Storage(e.to_string());
         let flushed = group.iter().any(|c| c.durability == Durability::Flushed);
         if group.iter().any(|commit| !commit.writes.is_empty()) {
             let sets = group.iter().map(|commit| &commit.writes);

@@ -203,14 +203,14 @@ impl Journal {
         locked(&self.books).dirty.contains_key(&user)
     }
 
-    /// Returns how many users are dirty.
+    /// Returns how many users are dirty (as of the last group recorded or undone).
     pub fn dirty_count(&self) -> usize {
-        locked(&self.books).dirty.len()
+        self.dirty_users.load(Ordering::Relaxed)
     }
 
-    /// Returns whether `MAX_DIRTY_USERS` users are dirty (as of the last group).
+    /// Returns whether `MAX_DIRTY_USERS` users are dirty.
     pub fn crowded(&self) -> bool {
-        self.dirty_users.load(Ordering::Relaxed) >= MAX_DIRTY_USERS
+        self.dirty_count() >= MAX_DIRTY_USERS
     }
 
     /// Returns how many entries storage holds (some numbers may have none).

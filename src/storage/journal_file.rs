@@ -13,7 +13,7 @@
 //! data alone, not the inode too: one disk write fewer per group. Zeros end a file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
@@ -228,14 +228,8 @@ impl JournalFile {
                     .write(true)
                     .open(&path)
                     .map_err(|e| io("cannot open journal file", &path, e))?;
-                if torn_bytes > 0 {
-                    // Zeros over the torn record: the file keeps its size, and ends.
-                    use std::io::Seek;
-                    file.seek(std::io::SeekFrom::Start(current_len))
-                        .and_then(|_| file.write_all(&vec![0; torn_bytes]))
-                        .and_then(|()| file.sync_all())
-                        .map_err(|e| io("cannot cut journal file", &path, e))?;
-                }
+                end_at(&mut file, current_len, torn_bytes)
+                    .map_err(|e| io("cannot cut journal file", &path, e))?;
                 (file, path, first)
             }
             None => {
@@ -243,7 +237,7 @@ impl JournalFile {
                 (file, path, next_seq)
             }
         };
-        let mut journal = JournalFile {
+        Ok(JournalFile {
             dir: dir.to_path_buf(),
             closed: files,
             current,
@@ -253,22 +247,12 @@ impl JournalFile {
             next_seq,
             broken: false,
             spare: Some(prepare_spare(dir)),
-        };
-        journal.seek_to_end()?;
-        Ok(journal)
+        })
     }
 
     /// The sequence number after the last entry.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
-    }
-
-    fn seek_to_end(&mut self) -> Result<(), StorageError> {
-        use std::io::Seek;
-        self.current
-            .seek(std::io::SeekFrom::Start(self.current_len))
-            .map_err(|e| io("cannot seek journal file", &self.current_path, e))?;
-        Ok(())
     }
 
     /// Appends entry `seq` and makes it durable before returning.
@@ -297,9 +281,7 @@ impl JournalFile {
             .and_then(|()| self.current.sync_data());
         if let Err(e) = written {
             // Take the partial record back, so that later entries follow whole ones.
-            let undone =
-                self.current.set_len(self.current_len).is_ok() && self.seek_to_end().is_ok();
-            self.broken = !undone;
+            self.broken = end_at(&mut self.current, self.current_len, record.len()).is_err();
             return Err(io("cannot append to journal file", &self.current_path, e));
         }
         self.current_len += record.len() as u64;
@@ -320,13 +302,13 @@ impl JournalFile {
             .take_while(|index| next_first(*index) <= floor)
             .count();
         for (_, path) in self.closed.drain(..obsolete) {
-            fs::remove_file(&path).map_err(|e| io("cannot remove journal file", &path, e))?;
+            remove(&path)?;
         }
         if self.closed.is_empty() && self.next_seq <= floor && self.current_len > 0 {
             // Every entry of the current file is obsolete too: start an empty one.
             self.rotate(self.next_seq)?;
             if let Some((_, path)) = self.closed.pop() {
-                fs::remove_file(&path).map_err(|e| io("cannot remove journal file", &path, e))?;
+                remove(&path)?;
             }
         }
         Ok(())
@@ -361,6 +343,22 @@ impl Drop for JournalFile {
     }
 }
 
+/// Makes `file` end at `at`: zeros over the `torn` bytes after it (the file keeps its
+/// size, so later syncs still write no inode), then the write position back at `at`.
+fn end_at(file: &mut File, at: u64, torn: usize) -> std::io::Result<()> {
+    if torn > 0 {
+        file.seek(SeekFrom::Start(at))?;
+        file.write_all(&vec![0; torn])?;
+        file.sync_data()?;
+    }
+    file.seek(SeekFrom::Start(at))?;
+    Ok(())
+}
+
+fn remove(path: &Path) -> Result<(), StorageError> {
+    fs::remove_file(path).map_err(|e| io("cannot remove journal file", path, e))
+}
+
 /// The name of the spare file (not a journal file until it is renamed).
 const SPARE: &str = "spare.journal.tmp";
 
@@ -393,13 +391,12 @@ fn prepare_spare(dir: &Path) -> JoinHandle<Result<File, StorageError>> {
 /// Renames the spare `file` into journal file `first_seq` and makes its name durable;
 /// returns it ready to append from the start.
 fn install(dir: &Path, mut file: File, first_seq: u64) -> Result<(File, PathBuf), StorageError> {
-    use std::io::Seek;
     let path = dir.join(file_name(first_seq));
     fs::rename(dir.join(SPARE), &path).map_err(|e| io("cannot name journal file", &path, e))?;
     File::open(dir)
         .and_then(|dir| dir.sync_all())
         .map_err(|e| io("cannot sync the journal directory", dir, e))?;
-    file.seek(std::io::SeekFrom::Start(0))
+    file.seek(SeekFrom::Start(0))
         .map_err(|e| io("cannot seek journal file", &path, e))?;
     Ok((file, path))
 }
