@@ -100,7 +100,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
     let workers: Vec<_> = match options.mode {
         Mode::Http => (0..options.connections)
             .map(|_| {
-                let transport = http::HttpTransport::new(Api::new(&options.target, key));
+                let transport = http::HttpTransport::new(&options.target, key);
                 actix_rt::spawn(drive(transport, shared.clone()))
             })
             .collect(),
