@@ -17,9 +17,9 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 
 use crate::actors::{
-    replay_journal, ActivityTotals, Alone, Catalog, Committer, DueSoon, Hub, IdentityParts,
-    IdentityService, Ingestor, Peers, Registry, SegmentService, Snapshots, StorageHealth, Timers,
-    UserContext,
+    host_users_on_this_thread, replay_journal, ActivityTotals, Alone, Catalog, Committer, DueSoon,
+    Hub, IdentityParts, IdentityService, Ingestor, Peers, Registry, SegmentService, Snapshots,
+    StorageHealth, Timers, UserContext,
 };
 use crate::clock::{Clock, ManualClock, Stopwatch, SystemClock, DEV_CLOCK_KEY};
 use crate::cluster::handoff::Ownership;
@@ -29,7 +29,7 @@ use crate::cluster::{fanout, Cluster, Handoff, Membership};
 use crate::config::Config;
 use crate::domain::Timestamp;
 use crate::http::{
-    catch_up, configure, cors, method_label, ready_gate, route_label, Access, AppState,
+    catch_up, configure, cors, drain, method_label, ready_gate, route_label, Access, AppState,
 };
 use crate::metrics::Metrics;
 use crate::storage::Store;
@@ -322,6 +322,7 @@ pub async fn run(
         health,
         ready: Default::default(),
         in_flight: tokio::sync::Semaphore::new(config.ingest.max_in_flight_events),
+        requests: Default::default(),
     });
     let addr = listener.local_addr()?;
     let app_state = state.clone();
@@ -331,16 +332,21 @@ pub async fn run(
         config.server.http_workers
     };
     let server = HttpServer::new(move || {
+        // Called on each HTTP worker's thread as it starts.
+        host_users_on_this_thread();
         let metrics = app_state.metrics.clone();
+        let requests = Arc::clone(&app_state.requests);
         App::new()
             .app_data(app_state.clone())
             .wrap_fn(move |req, srv| {
+                let serving = requests.serve();
                 let method = method_label(&req);
                 let stopwatch = Stopwatch::start();
                 let metrics = metrics.clone();
                 let response = srv.call(req);
                 async move {
                     let response = response.await?;
+                    drop(serving);
                     let status = format!("{}xx", response.status().as_u16() / 100);
                     metrics
                         .http_request_duration
@@ -396,19 +402,28 @@ pub async fn run(
     info!("stopping: no new requests; finishing those in flight");
     state.ready.store(false, Ordering::SeqCst);
     cluster.set_ready(false);
-    handle.stop(true).await;
-    if let Err(e) = serving.await {
-        warn!(error = %e, "http server task failed");
-    }
     if let Some(task) = timer_loop {
         task.abort();
     }
     passivation.abort();
     snapshots.abort();
-    // Not needed for safety (the journal holds it all), but the next start replays less.
-    if let Err(e) = state.registry.save_dirty().await {
-        warn!(error = %e, "some users were not saved at shutdown; the next start replays them");
+    // The HTTP workers run user actors: the users are saved while they are up.
+    let patience = std::time::Duration::from_secs(config.server.shutdown_timeout_secs);
+    let ingestion_closed = drain(&state, patience).await;
+    if ingestion_closed.is_none() {
+        warn!(
+            requests = state.requests.count(),
+            "requests still in flight after the shutdown timeout; stopping anyway"
+        );
     }
+    // Not needed for safety (the journal holds it all), but the next start replays less.
+    save_users(&state).await;
+    handle.stop(true).await;
+    if let Err(e) = serving.await {
+        warn!(error = %e, "http server task failed");
+    }
+    // Only users changed by requests that outlasted the drain are still unsaved.
+    save_users(&state).await;
     cluster.shutdown().await;
     // Flushes sled, and deletes the journal files when every user was saved.
     state
@@ -429,4 +444,11 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Saves the users with journaled changes, so that the next start replays less.
+async fn save_users(state: &AppState) {
+    if let Err(e) = state.registry.save_dirty().await {
+        warn!(error = %e, "some users were not saved at shutdown; the next start replays them");
+    }
 }

@@ -433,3 +433,56 @@ async fn a_node_killed_before_sled_is_flushed_gives_new_users_back_their_identit
     child.kill().expect("stop");
     let _ = child.wait();
 }
+
+/// Returns whether every journal file of `data` is zeros: nothing is left to replay.
+fn journal_is_blank(data: &std::path::Path) -> bool {
+    let files = std::fs::read_dir(data.join("journal")).expect("journal dir");
+    files
+        .map(|file| file.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "journal"))
+        .all(|path| std::fs::read(path).expect("read").iter().all(|&b| b == 0))
+}
+
+#[actix_rt::test]
+async fn a_clean_stop_saves_the_users_its_http_workers_ran() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    // No snapshot but the one at the stop: what the events changed is only journaled.
+    let dir = Unsnapshotted::new(temp.path());
+    let node = dir.start().await;
+    let base = node.base.clone();
+    let view = |cookie: &str| json!({"id": cookie, "id_type": "cookie", "payload": {"activity_type": "page_viewed"}});
+    let cookies: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
+    for _ in 0..3 {
+        for cookie in &cookies {
+            assert_eq!(
+                post(&base, "/api/v1/events", view(cookie)).await.status,
+                202
+            );
+        }
+    }
+    assert!(
+        !journal_is_blank(&dir.data),
+        "the later events are journaled"
+    );
+
+    let mut stopped = node.child;
+    let terminated = Command::new("kill")
+        .args(["-TERM", &stopped.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(terminated.success());
+    let status = stopped.wait().expect("node exits");
+    assert!(status.success(), "a clean stop: {status}");
+    // The users ran on the HTTP workers' threads, which stop with the HTTP server: they
+    // were saved before, and the journal files they needed are gone.
+    assert!(journal_is_blank(&dir.data), "nothing is left to replay");
+
+    let node = dir.start().await;
+    for cookie in &cookies {
+        let seen = user(&node.base, cookie).await;
+        assert_eq!(seen["activities"]["page_viewed"]["count"], 3, "{seen}");
+    }
+    let mut child = node.child;
+    child.kill().expect("stop");
+    let _ = child.wait();
+}

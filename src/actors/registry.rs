@@ -1,6 +1,8 @@
 //! Finds or starts a user's actor. Users map to a fixed number of shards by a fixed,
 //! documented hash (SplitMix64's finaliser of the user id, modulo the shard count); shards
-//! map to arbiters (one thread each) round-robin, so actors spread over the cores.
+//! map to arbiters (one thread each) round-robin, so actors spread over the cores. Where a
+//! new actor runs is `placement.rs`: the HTTP worker that first reached the user, or the
+//! arbiter of its shard.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,7 @@ use crate::sync::locked;
 
 use super::committer::{nothing_to_do, Durability, Receipt};
 use super::messages::{GetView, Passivate, Reply, Save, Update};
+use super::placement;
 use super::record::{UserOp, UserRecord};
 use super::replay::load_user;
 use super::step::{step, Persist, Saved};
@@ -166,19 +169,12 @@ impl Registry {
             }
             Err(survivor) => UserActor::absorbed(user, survivor, shared),
         };
-        let capacity = self.mailbox_capacity;
-        Ok(
-            match self.arbiters.get(shard % self.arbiters.len().max(1)) {
-                Some(arbiter) => UserActor::start_in_arbiter(arbiter, move |ctx| {
-                    ctx.set_mailbox_capacity(capacity);
-                    actor
-                }),
-                None => UserActor::create(move |ctx| {
-                    ctx.set_mailbox_capacity(capacity);
-                    actor
-                }),
-            },
-        )
+        Ok(placement::start(
+            &self.arbiters,
+            shard,
+            self.mailbox_capacity,
+            actor,
+        ))
     }
 
     /// Sends `message` to the user's actor, starting it from storage if needed and

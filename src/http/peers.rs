@@ -36,7 +36,8 @@ pub async fn ready_gate(
         .app_data::<web::Data<AppState>>()
         .is_some_and(|state| !state.ready.load(Ordering::SeqCst));
     if starting && req.path().starts_with("/api/") && !req.headers().contains_key(FORWARDED_BY) {
-        let refused = ApiError::Unavailable("the node is starting; retry shortly".into());
+        let refused =
+            ApiError::Unavailable("the node is starting or stopping; retry shortly".into());
         return Ok(req.error_response(refused).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())

@@ -54,6 +54,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Permits for events being ingested (`ingest.max_in_flight_events`).
     pub in_flight: tokio::sync::Semaphore,
+    /// The HTTP requests being served, which a stopping node waits for.
+    pub requests: Arc<super::draining::Requests>,
 }
 
 impl AppState {

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -31,6 +32,13 @@ pub async fn ingest_json(
     body: &[u8],
     forwarded: bool,
 ) -> Result<usize, ApiError> {
+    if !forwarded && !state.ready.load(Ordering::SeqCst) {
+        // Only an events WebSocket opened before the node began to stop gets here (the
+        // ready gate holds back HTTP requests).
+        return Err(ApiError::Unavailable(
+            "the node is stopping; retry shortly".into(),
+        ));
+    }
     let now = state.clock.now();
     let ingest = &state.config.ingest;
     let rules = EventRules {
