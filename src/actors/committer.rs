@@ -38,8 +38,8 @@ use crate::metrics::Metrics;
 use crate::storage::{JournalFile, Store, WriteSet};
 
 use super::hub::{Hub, Notification};
-use super::identity::storage;
 use super::journal::{Journal, JournalStep};
+use super::storage;
 use super::ActorError;
 
 /// Whether the last write to storage worked; `/readyz` reports not ready while it did not.

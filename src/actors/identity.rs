@@ -27,6 +27,7 @@ use super::merge::{Refusal, RefusedLink};
 use super::peers::Peers;
 use super::record::Identity;
 use super::registry::Registry;
+use super::storage;
 use super::ActorError;
 
 /// How often a merge is planned again after losing a claim to a concurrent new user.
@@ -66,10 +67,6 @@ pub struct IdentityService {
     /// Node-wide activity totals (users given to or taken from other nodes move theirs).
     pub(super) totals: Arc<ActivityTotals>,
     pub(super) metrics: Metrics,
-}
-
-pub(super) fn storage(e: StorageError) -> ActorError {
-    ActorError::Storage(e.to_string())
 }
 
 /// What a link needs of the node: its store and actors, and the other nodes.

@@ -5,7 +5,7 @@
 
 use tracing::warn;
 
-use super::identity::{storage, IdentityService, Owner};
+use super::identity::{IdentityService, Owner};
 use super::merge::{MergeLog, Refusal, RefusedLink};
 use super::merge_step::{AbsorbedUser, Claim, MergePlan};
 use super::messages::Merge;
@@ -13,6 +13,7 @@ use super::overlay::load_record;
 use super::peers::Surrender;
 use super::record::{Identity, UserRecord};
 use super::registry::Hold;
+use super::storage;
 use super::ActorError;
 
 impl IdentityService {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::storage::{Absorbed, StorageError, Store, UserWrite};
+use crate::storage::{Absorbed, Store, UserWrite};
 
 use super::committer::{nothing_to_do, Durability, Receipt};
 use super::hub::Notification;
@@ -12,6 +12,7 @@ use super::journal::JournalStep;
 use super::merge::{within_limits, MergeEntry, MergeLog, Refusal, RefusedLink};
 use super::record::{Identity, UserRecord};
 use super::step::{saved_whole, Saved};
+use super::storage;
 use super::user::UserContext;
 use super::view::{activity_summaries, ActivitySummary};
 use super::ActorError;
@@ -67,10 +68,6 @@ pub struct MergeOutcome {
     pub conflicts: usize,
     /// Resolves once the merge is durable and pushed.
     pub receipt: Receipt,
-}
-
-fn storage(e: StorageError) -> ActorError {
-    ActorError::Storage(e.to_string())
 }
 
 /// Per-activity totals of several users together.

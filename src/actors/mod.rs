@@ -14,6 +14,8 @@
 //! | committer thread | a failed flush answers every waiting caller `Storage` (503) and retries on the next group | runs for the node's life |
 //! | timer loop | logs a warning and retries on its next pass; overdue timers fire late, never skipped | runs for the node's life |
 
+use crate::storage::StorageError;
+
 mod activity_totals;
 mod catalog;
 mod committer;
@@ -66,6 +68,11 @@ pub use step::{step, Persist, Saved};
 pub use timers::Timers;
 pub use user::{UserActor, UserContext};
 pub use view::{activity_summaries, ActivitySummary, UserView};
+
+/// Turns a storage failure into the actors' error (answered `503`).
+pub(crate) fn storage(e: StorageError) -> ActorError {
+    ActorError::Storage(e.to_string())
+}
 
 /// Why a user actor could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -121,11 +121,7 @@ impl Registry {
     /// Returns whether `user` has a record: stored, or so far only in the journal (a
     /// new user before its first snapshot).
     pub fn has_record(&self, user: u64) -> Result<bool, ActorError> {
-        let stored = self
-            .shared
-            .store
-            .has_user(user)
-            .map_err(|e| ActorError::Storage(e.to_string()))?;
+        let stored = self.shared.store.has_user(user).map_err(super::storage)?;
         Ok(stored || self.shared.committer.journal().is_dirty(user))
     }
 
@@ -155,7 +151,7 @@ impl Registry {
                 .shared
                 .store
                 .merged_into(user)
-                .map_err(|e| ActorError::Storage(e.to_string()))?
+                .map_err(super::storage)?
                 .map_or(Ok(None), Err)),
         }
     }

@@ -17,15 +17,12 @@ use super::journal::ReplayedPart;
 use super::overlay::load_record;
 use super::record::UserRecord;
 use super::step::Saved;
+use super::storage;
 use super::user::UserContext;
 use super::ActorError;
 
 /// Users saved per batch at start-up.
 const SAVE_CHUNK: usize = 4096;
-
-fn storage(e: StorageError) -> ActorError {
-    ActorError::Storage(e.to_string())
-}
 
 /// A user being rebuilt: its record and the timer its snapshot has in storage.
 struct Rebuilt {

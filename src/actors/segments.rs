@@ -12,7 +12,7 @@ use tracing::{error, info};
 
 use crate::clock::Clock;
 use crate::rules::{compile, Limits, RuleError};
-use crate::storage::Store;
+use crate::storage::{StorageError, Store};
 
 use super::catalog::{Catalog, Segment, SegmentDef};
 use super::record::UserOp;
@@ -60,8 +60,8 @@ pub struct SegmentService {
     writes: Mutex<()>,
 }
 
-fn storage(e: impl std::fmt::Display) -> SegmentError {
-    SegmentError::Actor(ActorError::Storage(e.to_string()))
+fn storage(e: StorageError) -> SegmentError {
+    SegmentError::Actor(super::storage(e))
 }
 
 fn check_name(name: &str) -> Result<(), SegmentError> {

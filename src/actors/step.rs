@@ -15,10 +15,10 @@ use crate::storage::{journal_part, Store, UserWrite, WriteSet};
 
 use super::committer::{Committer, Durability, Receipt};
 use super::hub::Notification;
-use super::identity::storage;
 use super::journal::{JournalPart, JournalStep};
 use super::overlay::Overlay;
 use super::record::{Effects, Incoming, UserRecord};
+use super::storage;
 use super::user::UserContext;
 use super::view::activity_summaries_where;
 use super::ActorError;

@@ -47,10 +47,7 @@ impl Timers {
     /// Ticks every user due at or before `now` and waits until their changes are durable
     /// and pushed. Returns how many users were ticked.
     pub async fn fire_due(&self, now: Timestamp) -> Result<usize, ActorError> {
-        let mut due = self
-            .store
-            .due_timers(now)
-            .map_err(|e| ActorError::Storage(e.to_string()))?;
+        let mut due = self.store.due_timers(now).map_err(super::storage)?;
         due.extend(self.due_soon.take_due(now));
         let count = due.len();
         for (at, _) in &due {

@@ -10,12 +10,13 @@ use tracing::{info, warn};
 
 use crate::storage::{Absorbed, Store, WriteSet};
 
-use super::identity::{storage, IdentityService};
+use super::identity::IdentityService;
 use super::merge::MergeLog;
 use super::merge_step::{AbsorbedUser, MergePlan};
 use super::overlay::load_record;
 use super::peers::{Parcel, Surrender};
 use super::record::UserRecord;
+use super::storage;
 use super::view::activity_summaries;
 use super::ActorError;
 

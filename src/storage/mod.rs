@@ -38,7 +38,7 @@ pub use write_set::WriteSet;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// sled failed (I/O, corruption).
-    #[error("storage failed: {0}")]
+    #[error("sled: {0}")]
     Sled(#[from] sled::Error),
     /// A value could not be encoded.
     #[error("failed to encode a value: {0}")]

@@ -31,11 +31,11 @@ use crate::storage::{ReadMark, StoredUser, WriteSet};
 use crate::sync::locked;
 
 use super::super::committer::Receipt;
-use super::super::identity::storage;
 use super::super::journal::JournalStep;
 use super::super::overlay::stored_record;
 use super::super::record::UserOp;
 use super::super::step::{step, Persist, Saved};
+use super::super::storage;
 use super::super::ActorError;
 use super::{finished, Registry, Slot, FAN_OUT};
 
