@@ -25,6 +25,10 @@ thread_local! {
 /// it starts.
 pub fn host_users_on_this_thread() {
     HOSTS_USERS.with(|hosts| hosts.set(true));
+    tracing::debug!(
+        thread = std::thread::current().name().unwrap_or("unnamed"),
+        "this thread runs the users it reaches"
+    );
 }
 
 /// Starts `actor` with a mailbox of `capacity` on the calling thread when it hosts
