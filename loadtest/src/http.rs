@@ -6,12 +6,14 @@
 //! generator's CPU (a self-wake through its eventfd and an extra poll per request); this
 //! costs about what `wrk` does. awc still serves the setup, the probes and `/metrics`.
 
-use std::time::Duration;
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::api::check_count;
+use crate::clock::instant_now;
 use crate::load::{Transport, CONNECT};
 use crate::target::Target;
 
@@ -23,6 +25,10 @@ const MAX_HEAD_BYTES: usize = 16 << 10;
 const MAX_BODY_BYTES: usize = 1 << 20;
 /// Most headers an answer may carry.
 const MAX_HEADERS: usize = 32;
+/// A connection idle this long is checked before it is used again: the node closes idle
+/// keep-alive connections (`[server] keep_alive_secs`), and a request written to a
+/// closed one would fail although the node never saw it.
+const CHECK_IDLE_AFTER: Duration = Duration::from_millis(500);
 
 /// One keep-alive HTTP/1.1 connection, opened on first use and again after a failure.
 pub struct HttpTransport {
@@ -30,6 +36,10 @@ pub struct HttpTransport {
     /// The request head up to and including `content-length: `.
     head: String,
     stream: Option<TcpStream>,
+    /// When the connection last finished an exchange.
+    last_used: Option<Instant>,
+    /// How long the connection may sit idle before it is checked.
+    check_idle_after: Duration,
     /// What was read of the current answer.
     buffer: Vec<u8>,
     /// The request being written (kept to reuse its allocation).
@@ -64,6 +74,8 @@ impl HttpTransport {
                  content-type: application/json\r\ncontent-length: "
             ),
             stream: None,
+            last_used: None,
+            check_idle_after: CHECK_IDLE_AFTER,
             buffer: Vec::with_capacity(4096),
             request: Vec::with_capacity(4096),
         }
@@ -71,6 +83,12 @@ impl HttpTransport {
 
     /// Sends the request and reads its answer; `Err` is the errors table's label.
     async fn exchange(&mut self, body: &str) -> Result<Answer, String> {
+        let idle = self
+            .last_used
+            .is_some_and(|at| instant_now().duration_since(at) >= self.check_idle_after);
+        if idle && !self.stream.as_ref().is_some_and(still_open) {
+            self.stream = None;
+        }
         if self.stream.is_none() {
             let stream = TcpStream::connect((self.target.host.as_str(), self.target.port))
                 .await
@@ -97,7 +115,9 @@ impl HttpTransport {
 
 impl Transport for HttpTransport {
     async fn send(&mut self, body: String, events: usize) -> Result<(), String> {
-        let answer = match tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(&body)).await {
+        let exchanged = tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(&body)).await;
+        self.last_used = Some(instant_now());
+        let answer = match exchanged {
             Ok(Ok(answer)) => answer,
             Ok(Err(label)) => {
                 self.stream = None;
@@ -116,6 +136,16 @@ impl Transport for HttpTransport {
             status => Err(format!("http {status}")),
         }
     }
+}
+
+/// Returns whether the node has not closed `stream`: nothing to read, and no end of
+/// stream (the socket is non-blocking, so the peek never waits).
+fn still_open(stream: &TcpStream) -> bool {
+    let mut byte = [MaybeUninit::<u8>::uninit()];
+    matches!(
+        socket2::SockRef::from(stream).peek(&mut byte),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    )
 }
 
 /// Reads one answer (its head, then a body of `content-length` bytes) into `buffer`.
@@ -212,6 +242,51 @@ mod tests {
         assert_eq!(parse_head(b"SMTP ready\r\n\r\n"), Err("response".into()));
         let huge = b"HTTP/1.1 200 OK\r\ncontent-length: 99999999\r\n\r\n";
         assert_eq!(parse_head(huge), Err("response".into()));
+    }
+
+    /// Answers one request on each connection it accepts, then closes it, as a node
+    /// does with an idle keep-alive connection; says on `closed` when it has.
+    fn closing_server(closed: std::sync::mpsc::Sender<()>) -> Target {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for connection in listener.incoming().take(2) {
+                let mut connection = connection.expect("accept");
+                let mut request = [0u8; 4096];
+                let _ = connection.read(&mut request).expect("request");
+                let answer = b"HTTP/1.1 202 Accepted\r\ncontent-length: 14\r\n\r\n{\"accepted\":1}";
+                connection.write_all(answer).expect("answer");
+                drop(connection);
+                closed.send(()).expect("test waits");
+            }
+        });
+        Target::parse(&format!("http://127.0.0.1:{port}")).expect("valid")
+    }
+
+    #[actix_rt::test]
+    async fn a_connection_the_node_closed_is_opened_again() {
+        let (closed, was_closed) = std::sync::mpsc::channel();
+        let target = closing_server(closed);
+        let mut transport = HttpTransport::new(&target, None);
+        transport.check_idle_after = Duration::ZERO;
+        assert_eq!(transport.send("{}".into(), 1).await, Ok(()));
+        was_closed.recv().expect("closed");
+        assert_eq!(transport.send("{}".into(), 1).await, Ok(()));
+        was_closed.recv().expect("closed");
+    }
+
+    #[actix_rt::test]
+    async fn without_the_check_a_closed_connection_fails() {
+        let (closed, was_closed) = std::sync::mpsc::channel();
+        let target = closing_server(closed);
+        let mut transport = HttpTransport::new(&target, None);
+        assert_eq!(transport.send("{}".into(), 1).await, Ok(()));
+        was_closed.recv().expect("closed");
+        // Used again at once: not checked, so the request meets the closed connection.
+        assert_eq!(transport.send("{}".into(), 1).await, Err("response".into()));
+        // The failure dropped it: the next request opens a new one.
+        assert_eq!(transport.send("{}".into(), 1).await, Ok(()));
     }
 
     #[test]
