@@ -31,6 +31,22 @@ async fn start(dir: &std::path::Path) -> Node {
 }
 
 async fn start_with(dir: &std::path::Path, flags: &[&str]) -> Node {
+    start_logging(dir, flags, None).await
+}
+
+/// Starts a node whose log (at `info`) goes to `log` when given.
+async fn start_logging(
+    dir: &std::path::Path,
+    flags: &[&str],
+    log: Option<&std::path::Path>,
+) -> Node {
+    let (level, stderr) = match log {
+        Some(path) => (
+            "info",
+            Stdio::from(std::fs::File::create(path).expect("log")),
+        ),
+        None => ("warn", Stdio::null()),
+    };
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_uss"))
         .args([
@@ -41,9 +57,9 @@ async fn start_with(dir: &std::path::Path, flags: &[&str]) -> Node {
         ])
         .arg(dir)
         .args(flags)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start uss");
     let base = format!("http://127.0.0.1:{port}");
@@ -274,8 +290,12 @@ impl Unsnapshotted {
     }
 
     async fn start(&self) -> Node {
+        self.start_logging(None).await
+    }
+
+    async fn start_logging(&self, log: Option<&std::path::Path>) -> Node {
         let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
-        start_with(&self.data, &flags).await
+        start_logging(&self.data, &flags, log).await
     }
 }
 
@@ -463,7 +483,8 @@ async fn a_clean_stop_saves_the_users_its_http_workers_ran() {
     let temp = tempfile::tempdir().expect("temp dir");
     // No snapshot but the one at the stop: what the events changed is only journaled.
     let dir = Unsnapshotted::new(temp.path());
-    let node = dir.start().await;
+    let log = temp.path().join("node.log");
+    let node = dir.start_logging(Some(&log)).await;
     let base = node.base.clone();
     let view = |cookie: &str| json!({"id": cookie, "id_type": "cookie", "payload": {"activity_type": "page_viewed"}});
     let cookies: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
@@ -489,7 +510,11 @@ async fn a_clean_stop_saves_the_users_its_http_workers_ran() {
     let status = stopped.wait().expect("node exits");
     assert!(status.success(), "a clean stop: {status}");
     // The users ran on the HTTP workers' threads, which stop with the HTTP server: they
-    // were saved before, and sled holds every entry.
+    // were saved before, while their actors were up (an actor started again after the
+    // stop would have read its events back from the journal), and sled holds every entry.
+    let log = std::fs::read_to_string(&log).expect("log");
+    assert!(log.contains("listening on"), "the log was kept: {log}");
+    assert!(!log.contains("user replayed from the journal"), "{log}");
     assert_eq!(entries_to_replay(&dir.data), Vec::<u64>::new());
 
     let node = dir.start().await;
