@@ -6,6 +6,7 @@
 //! generator's CPU (a self-wake through its eventfd and an extra poll per request); this
 //! costs about what `wrk` does. awc still serves the setup, the probes and `/metrics`.
 
+use std::io::Write as _;
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
@@ -89,22 +90,22 @@ impl HttpTransport {
         if idle && !self.stream.as_ref().is_some_and(still_open) {
             self.stream = None;
         }
-        if self.stream.is_none() {
-            let stream = TcpStream::connect((self.target.host.as_str(), self.target.port))
-                .await
-                .map_err(|_| CONNECT.to_owned())?;
-            // Small requests must not wait for Nagle's algorithm.
-            stream.set_nodelay(true).map_err(|_| CONNECT.to_owned())?;
-            self.stream = Some(stream);
-        }
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let stream = TcpStream::connect((self.target.host.as_str(), self.target.port))
+                    .await
+                    .map_err(|_| CONNECT.to_owned())?;
+                // Small requests must not wait for Nagle's algorithm.
+                stream.set_nodelay(true).map_err(|_| CONNECT.to_owned())?;
+                self.stream.insert(stream)
+            }
+        };
         self.request.clear();
         self.request.extend_from_slice(self.head.as_bytes());
-        self.request
-            .extend_from_slice(format!("{}\r\n\r\n", body.len()).as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.request, "{}\r\n\r\n", body.len());
         self.request.extend_from_slice(body.as_bytes());
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(CONNECT.to_owned());
-        };
         stream
             .write_all(&self.request)
             .await
