@@ -38,6 +38,9 @@ pub struct Metrics {
     pub journal_flush_duration: Histogram,
     /// Writes covered by one flush.
     pub journal_flush_batch_size: Histogram,
+    /// From a commit's submission to its acknowledgement: waiting for the group ahead
+    /// of it, then its own group's writes and flush.
+    pub commit_wait: Histogram,
     /// Users with journaled events no snapshot of theirs covers yet.
     pub journal_dirty_users: IntGauge,
     /// Journal entries in storage (one per group commit that journaled events).
@@ -197,6 +200,12 @@ impl Metrics {
                 r,
                 "uss_journal_flush_duration_seconds",
                 "Group-commit flush time",
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            commit_wait: histogram(
+                r,
+                "uss_commit_wait_seconds",
+                "From a write's submission to the committer until it is durable and acknowledged",
                 LATENCY_BUCKETS.to_vec(),
             ),
             journal_flush_batch_size: histogram(

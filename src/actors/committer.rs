@@ -34,6 +34,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, warn};
 
+use crate::clock::Stopwatch;
 use crate::metrics::Metrics;
 use crate::storage::{JournalFile, Store, WriteSet};
 
@@ -106,6 +107,8 @@ struct Commit {
     journal: Option<JournalStep>,
     notifications: Vec<Notification>,
     done: Option<oneshot::Sender<Result<(), ActorError>>>,
+    /// Started when it was submitted.
+    submitted: Stopwatch,
     /// Told once every write submitted before it is in storage (readable), whatever
     /// the outcome.
     applied: Option<watch::Sender<bool>>,
@@ -175,6 +178,7 @@ impl Committer {
             journal,
             notifications,
             done: Some(done),
+            submitted: Stopwatch::start(),
             applied: None,
         });
         receipt
@@ -199,6 +203,7 @@ impl Committer {
             journal: None,
             notifications,
             done: Some(done),
+            submitted: Stopwatch::start(),
             applied,
         });
         receipt
@@ -215,6 +220,7 @@ impl Committer {
             journal: None,
             notifications: Vec::new(),
             done: None,
+            submitted: Stopwatch::start(),
             applied: Some(applied),
         });
     }
@@ -255,6 +261,7 @@ impl Commit {
             journal: None,
             notifications: Vec::new(),
             done: None,
+            submitted: Stopwatch::start(),
             applied: None,
         }
     }
@@ -324,6 +331,7 @@ fn run(
                     hub.publish(notification);
                 }
             }
+            metrics.commit_wait.observe(commit.submitted.elapsed_secs());
             let _caller_gone = done.send(outcome.clone());
         }
         if outcome.is_err() {
@@ -451,6 +459,7 @@ mod tests {
             journal: Some(JournalStep::Saved(tag)),
             notifications: Vec::new(),
             done: None,
+            submitted: Stopwatch::start(),
             applied: None,
         }
     }

@@ -364,13 +364,18 @@ impl Registry {
     /// Saves every user with journaled events whole.
     pub async fn save_dirty(&self) -> Result<(), ActorError> {
         let journal = self.shared.committer.journal();
-        self.save_each(journal.dirty_before(u64::MAX)).await
+        self.save_each(journal.dirty_before(u64::MAX), FAN_OUT)
+            .await
     }
 
     /// Saves each user whole (starting those not in memory, from storage and the
-    /// journal), at most 256 at once, and waits until the snapshots are durable.
-    pub async fn save_each(&self, users: impl IntoIterator<Item = u64>) -> Result<(), ActorError> {
-        for_each_user(users, |user| async move {
+    /// journal), at most `at_once` at a time, and waits until the snapshots are durable.
+    pub async fn save_each(
+        &self,
+        users: impl IntoIterator<Item = u64>,
+        at_once: usize,
+    ) -> Result<(), ActorError> {
+        for_each_user(users, at_once, |user| async move {
             match self.ask(user, |reply| Save { reply }).await {
                 Err(ActorError::NotServed(_)) => Ok(nothing_to_do()),
                 receipt => receipt,
@@ -380,10 +385,11 @@ impl Registry {
     }
 }
 
-/// Runs `start` for each user, at most 256 at once, and waits for every receipt; the first
-/// error wins.
+/// Runs `start` for each user, at most `at_once` at a time, and waits for every receipt;
+/// the first error wins.
 async fn for_each_user<F, Fut>(
     users: impl IntoIterator<Item = u64>,
+    at_once: usize,
     start: F,
 ) -> Result<(), ActorError>
 where
@@ -395,7 +401,7 @@ where
             let started = start(user);
             async move { started.await?.await.map_err(|_| ActorError::ShuttingDown)? }
         })
-        .buffer_unordered(FAN_OUT)
+        .buffer_unordered(at_once.max(1))
         .collect()
         .await;
     results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
@@ -544,7 +550,7 @@ impl Registry {
         users: impl IntoIterator<Item = u64>,
         op: UserOp,
     ) -> Result<(), ActorError> {
-        for_each_user(users, |user| self.update(user, op)).await
+        for_each_user(users, FAN_OUT, |user| self.update(user, op)).await
     }
 }
 

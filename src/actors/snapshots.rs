@@ -12,6 +12,13 @@ use tracing::warn;
 use super::journal::Journal;
 use super::registry::Registry;
 
+/// Snapshots a pass has in flight at most. Each is a whole record written in some group
+/// commit, and every event acknowledged by that group waits for it: with 256 at once, the
+/// groups that held a burst of them took milliseconds, and event → push p99 at 20k
+/// events/s was 13–26 ms; with 16, 5–12 ms, and no less throughput (BENCHMARKS.md,
+/// session 11).
+const SAVES_AT_ONCE: usize = 16;
+
 /// Saves users with old journal parts.
 pub struct Snapshots {
     registry: Arc<Registry>,
@@ -31,7 +38,7 @@ impl Snapshots {
     pub async fn save_before(&self, seq: u64) -> usize {
         let users = self.journal().dirty_before(seq);
         let count = users.len();
-        if let Err(e) = self.registry.save_each(users).await {
+        if let Err(e) = self.registry.save_each(users, SAVES_AT_ONCE).await {
             warn!(error = %e, "some snapshots failed; retrying on the next pass");
         }
         count
