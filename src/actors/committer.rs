@@ -9,7 +9,7 @@
 //! An event step needs no flush of sled: the journal file holds its events, and its
 //! other writes are what replaying them re-derives. So a group of event steps costs one
 //! `write` and one `fdatasync` on this thread. sled is flushed for every other commit
-//! and at checkpoints (`Committer::checkpoint`, after each pass of snapshots), which
+//! and at checkpoints (`Committer::checkpoint`, once per snapshot interval), which
 //! also delete the journal files the flushed snapshots made redundant.
 //!
 //! Background commits (a sweep's: a backfill, a burst of due timers) wait behind every
