@@ -33,6 +33,42 @@ async fn operations_routes_answer() {
     }
 }
 
+/// Reads the sample `name` (no labels) from the metrics text.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
+#[actix_rt::test]
+async fn the_commit_wait_counts_each_acknowledged_write() {
+    let server = TestServer::start();
+    call("POST", &server.url("/api/v1/admin/clock"), Some(NOW)).await;
+    let metrics = server.url("/metrics");
+    let before = crate::common::client::text_for_test(&metrics).await;
+    let before = sample(&before, "uss_commit_wait_seconds_count");
+    for (n, at) in ["2026-10-30T00:00:00Z", "2026-10-31T00:00:00Z"]
+        .iter()
+        .enumerate()
+    {
+        let cookie = format!("w{n}");
+        let accepted = call(
+            "POST",
+            &server.url("/api/v1/events"),
+            Some(&event(&cookie, "page_viewed", at)),
+        )
+        .await;
+        assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    }
+    let after = crate::common::client::text_for_test(&metrics).await;
+    assert!(
+        sample(&after, "uss_commit_wait_seconds_count") >= before + 2.0,
+        "each acknowledged event step waited for the committer and was timed"
+    );
+    assert!(sample(&after, "uss_commit_wait_seconds_sum") > 0.0);
+}
+
 #[actix_rt::test]
 async fn unknown_routes_and_wrong_methods_get_json_errors() {
     let server = TestServer::start();
