@@ -420,7 +420,8 @@ impl Registry {
     }
 }
 
-/// Users updated at once by `update_each`, and by a sweep's part for its users one by one.
+/// Users saved or updated at once by `save_dirty` and `update_each`, and by a sweep's part
+/// for its users one by one.
 const FAN_OUT: usize = 256;
 
 fn mailbox_error<M>(e: SendError<M>) -> ActorError {
