@@ -106,12 +106,26 @@ struct Commit {
     writes: WriteSet,
     journal: Option<JournalStep>,
     notifications: Vec<Notification>,
-    done: Option<oneshot::Sender<Result<(), ActorError>>>,
-    /// Started when it was submitted.
-    submitted: Stopwatch,
+    /// Who waits for it, if anyone.
+    done: Option<Waiter>,
     /// Told once every write submitted before it is in storage (readable), whatever
     /// the outcome.
     applied: Option<watch::Sender<bool>>,
+}
+
+/// A caller waiting for its commit, and since when.
+struct Waiter {
+    reply: oneshot::Sender<Result<(), ActorError>>,
+    submitted: Stopwatch,
+}
+
+impl Waiter {
+    /// A waiter from now on, and the receipt it will answer.
+    fn start() -> (Waiter, Receipt) {
+        let (reply, receipt) = oneshot::channel();
+        let submitted = Stopwatch::start();
+        (Waiter { reply, submitted }, receipt)
+    }
 }
 
 /// A handle to the committer task.
@@ -169,7 +183,7 @@ impl Committer {
         notifications: Vec<Notification>,
         durability: Durability,
     ) -> Receipt {
-        let (done, receipt) = oneshot::channel();
+        let (done, receipt) = Waiter::start();
         self.send(Commit {
             background: false,
             durability,
@@ -178,7 +192,6 @@ impl Committer {
             journal,
             notifications,
             done: Some(done),
-            submitted: Stopwatch::start(),
             applied: None,
         });
         receipt
@@ -194,7 +207,7 @@ impl Committer {
         notifications: Vec<Notification>,
         applied: Option<watch::Sender<bool>>,
     ) -> Receipt {
-        let (done, receipt) = oneshot::channel();
+        let (done, receipt) = Waiter::start();
         self.send(Commit {
             background: true,
             durability: Durability::Flushed,
@@ -203,7 +216,6 @@ impl Committer {
             journal: None,
             notifications,
             done: Some(done),
-            submitted: Stopwatch::start(),
             applied,
         });
         receipt
@@ -220,7 +232,6 @@ impl Committer {
             journal: None,
             notifications: Vec::new(),
             done: None,
-            submitted: Stopwatch::start(),
             applied: Some(applied),
         });
     }
@@ -241,7 +252,7 @@ impl Committer {
         if let Err(refused) = self.sender.send(commit) {
             let commit = refused.0;
             if let Some(done) = commit.done {
-                let _caller_gone = done.send(Err(ActorError::ShuttingDown));
+                let _caller_gone = done.reply.send(Err(ActorError::ShuttingDown));
             }
             if let Some(applied) = commit.applied {
                 let _nobody_waits = applied.send(true);
@@ -261,7 +272,6 @@ impl Commit {
             journal: None,
             notifications: Vec::new(),
             done: None,
-            submitted: Stopwatch::start(),
             applied: None,
         }
     }
@@ -331,8 +341,8 @@ fn run(
                     hub.publish(notification);
                 }
             }
-            metrics.commit_wait.observe(commit.submitted.elapsed_secs());
-            let _caller_gone = done.send(outcome.clone());
+            metrics.commit_wait.observe(done.submitted.elapsed_secs());
+            let _caller_gone = done.reply.send(outcome.clone());
         }
         if outcome.is_err() {
             std::thread::sleep(Duration::from_millis(100));
@@ -459,7 +469,6 @@ mod tests {
             journal: Some(JournalStep::Saved(tag)),
             notifications: Vec::new(),
             done: None,
-            submitted: Stopwatch::start(),
             applied: None,
         }
     }
