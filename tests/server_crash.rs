@@ -1,8 +1,10 @@
 //! Crash safety: the real binary is killed with SIGKILL at random moments under
 //! concurrent ingestion; after each restart the unacknowledged batches are sent again
-//! (same `event_id`s), and in the end every event is counted exactly once. The same
+//! (same `event_id`s), and in the end every event is counted exactly once and every
+//! segment lists exactly the users its rule holds for. The same
 //! kills during a tree of identity merges leave each merge whole or undone. A node
-//! killed before any snapshot comes back whole from its journal.
+//! killed before any snapshot comes back whole from its journal; one killed after its
+//! users are saved keeps the membership their journaled events made.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -90,6 +92,19 @@ fn batch(seed: usize) -> (String, Vec<usize>) {
     (serde_json::Value::Array(events).to_string(), users)
 }
 
+/// Creates segment `name`: users whose page view count passes `test`; returns its id.
+async fn create_segment(base: &str, name: &str, test: &str) -> u64 {
+    let body = json!({"name": name, "rule": format!("count(page_viewed) {test}")});
+    let created = call(
+        "POST",
+        &format!("{base}/api/v1/segments"),
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    created.body["id"].as_u64().expect("segment id")
+}
+
 async fn send_all(base: &str, seeds: Vec<usize>) -> Vec<usize> {
     let mut failed = Vec::new();
     for seed in seeds {
@@ -118,8 +133,15 @@ async fn killed_nodes_lose_no_acknowledged_event() {
     let mut unacked: Vec<usize> = Vec::new();
     let mut next_seed = 0;
     let mut interrupted = 0;
+    let segments = [("reached", ">= 150"), ("below", "< 150")];
+    let mut segment_ids = Vec::new();
     for round in 0..4u64 {
         let mut node = start(temp.path()).await;
+        if round == 0 {
+            for (name, test) in segments {
+                segment_ids.push(create_segment(&node.base, name, test).await);
+            }
+        }
         let mut seeds: Vec<usize> = std::mem::take(&mut unacked);
         seeds.extend(next_seed..next_seed + 300);
         next_seed += 300;
@@ -153,6 +175,7 @@ async fn killed_nodes_lose_no_acknowledged_event() {
             *expected.entry(user).or_default() += 1;
         }
     }
+    let mut expected_members = vec![Vec::new(), Vec::new()];
     for (user, count) in expected {
         let answer = call(
             "GET",
@@ -165,6 +188,27 @@ async fn killed_nodes_lose_no_acknowledged_event() {
             Some(count),
             "user crash-{user}"
         );
+        let id = answer.body["user_id"].as_u64().expect("user_id");
+        expected_members[usize::from(count < 150)].push(id);
+    }
+    // Every user ends with 300 views (75 a round): each entered `reached` and left
+    // `below` in the middle of the kills.
+    assert_eq!(expected_members[0].len(), USERS, "everyone reached 150");
+    for (segment, mut expected) in segment_ids.into_iter().zip(expected_members) {
+        expected.sort_unstable();
+        let listed = call(
+            "GET",
+            &format!("{}/api/v1/segments/{segment}/members", node.base),
+            None,
+        )
+        .await;
+        let members: Vec<u64> = listed.body["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .filter_map(serde_json::Value::as_u64)
+            .collect();
+        assert_eq!(members, expected, "members of segment {segment}");
     }
     let mut child = node.child;
     child.kill().expect("stop");
@@ -449,6 +493,72 @@ async fn a_node_killed_before_sled_is_flushed_gives_new_users_back_their_identit
     let mut expected = vec![n1["user_id"].clone(), after["user_id"].clone()];
     expected.sort_by_key(|id| id.as_u64());
     assert_eq!(members.body["members"], json!(expected));
+    let mut child = node.child;
+    child.kill().expect("stop");
+    let _ = child.wait();
+}
+
+/// Returns the members `segment` lists, ascending.
+async fn members(base: &str, segment: u64) -> serde_json::Value {
+    let url = format!("{base}/api/v1/segments/{segment}/members");
+    call("GET", &url, None).await.body["members"].clone()
+}
+
+/// Waits until `segment`'s backfill is done.
+async fn wait_ready(base: &str, segment: u64) {
+    let url = format!("{base}/api/v1/segments/{segment}");
+    let ready = wait_until_for_test(Duration::from_secs(10), || async {
+        call("GET", &url, None).await.body["status"] == "ready"
+    })
+    .await;
+    assert!(ready, "backfill of {segment} done");
+}
+
+#[actix_rt::test]
+async fn a_node_killed_after_its_users_are_saved_keeps_the_membership_their_events_made() {
+    const VIEWERS: usize = 20;
+    let temp = tempfile::tempdir().expect("temp dir");
+    // No background snapshot: only the backfill below saves the users.
+    let dir = Unsnapshotted::new(temp.path());
+    let node = dir.start().await;
+    let base = node.base.clone();
+    let reached = create_segment(&base, "reached", ">= 2").await;
+    let below = create_segment(&base, "below", "< 2").await;
+    for segment in [reached, below] {
+        wait_ready(&base, segment).await;
+    }
+    // A new user's first step is saved whole; its second is only journaled. Neither is
+    // flushed to sled's files.
+    let views = json!((0..VIEWERS)
+        .map(|n| json!({"id": format!("v{n}"), "id_type": "cookie",
+                        "payload": {"activity_type": "page_viewed"}}))
+        .collect::<Vec<_>>());
+    for _ in 0..2 {
+        assert_eq!(
+            post(&base, "/api/v1/events", views.clone()).await.status,
+            202
+        );
+    }
+    let mut ids = Vec::new();
+    for n in 0..VIEWERS {
+        ids.push(user(&base, &format!("v{n}")).await["user_id"].clone());
+    }
+    ids.sort_by_key(|id| id.as_u64());
+    assert_eq!(members(&base, reached).await, json!(ids));
+    // Every user enters this one: its backfill saves each whole and marks their journal
+    // entries as wholly in sled, so a start replays none of them. Sled alone must then
+    // have the membership their events made.
+    let everyone = create_segment(&base, "everyone", ">= 0").await;
+    wait_ready(&base, everyone).await;
+
+    let mut killed = node.child;
+    killed.kill().expect("kill -9");
+    let _ = killed.wait();
+    assert_eq!(entries_to_replay(&dir.data), Vec::<u64>::new());
+    let node = dir.start().await;
+    assert_eq!(members(&node.base, reached).await, json!(ids));
+    assert_eq!(members(&node.base, below).await, json!([]));
+    assert_eq!(members(&node.base, everyone).await, json!(ids));
     let mut child = node.child;
     child.kill().expect("stop");
     let _ = child.wait();
