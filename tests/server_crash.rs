@@ -17,6 +17,8 @@ use crate::common::client::{call_for_test as call, wait_until_for_test};
 
 const USERS: usize = 40;
 const BATCH: usize = 10;
+/// Page views a user of the kills test has about halfway through (300 in the end).
+const HALFWAY: u64 = 150;
 
 struct Node {
     child: Child,
@@ -133,13 +135,15 @@ async fn killed_nodes_lose_no_acknowledged_event() {
     let mut unacked: Vec<usize> = Vec::new();
     let mut next_seed = 0;
     let mut interrupted = 0;
-    let segments = [("reached", ">= 150"), ("below", "< 150")];
+    // Segments on either side of HALFWAY page views.
+    let segments = [("reached", ">="), ("below", "<")];
     let mut segment_ids = Vec::new();
     for round in 0..4u64 {
         let mut node = start(temp.path()).await;
         if round == 0 {
-            for (name, test) in segments {
-                segment_ids.push(create_segment(&node.base, name, test).await);
+            for (name, comparison) in segments {
+                let test = format!("{comparison} {HALFWAY}");
+                segment_ids.push(create_segment(&node.base, name, &test).await);
             }
         }
         let mut seeds: Vec<usize> = std::mem::take(&mut unacked);
@@ -189,26 +193,22 @@ async fn killed_nodes_lose_no_acknowledged_event() {
             "user crash-{user}"
         );
         let id = answer.body["user_id"].as_u64().expect("user_id");
-        expected_members[usize::from(count < 150)].push(id);
+        expected_members[usize::from(count < HALFWAY)].push(id);
     }
     // Every user ends with 300 views (75 a round): each entered `reached` and left
     // `below` in the middle of the kills.
-    assert_eq!(expected_members[0].len(), USERS, "everyone reached 150");
+    assert_eq!(
+        expected_members[0].len(),
+        USERS,
+        "everyone reached {HALFWAY}"
+    );
     for (segment, mut expected) in segment_ids.into_iter().zip(expected_members) {
         expected.sort_unstable();
-        let listed = call(
-            "GET",
-            &format!("{}/api/v1/segments/{segment}/members", node.base),
-            None,
-        )
-        .await;
-        let members: Vec<u64> = listed.body["members"]
-            .as_array()
-            .expect("members")
-            .iter()
-            .filter_map(serde_json::Value::as_u64)
-            .collect();
-        assert_eq!(members, expected, "members of segment {segment}");
+        assert_eq!(
+            members(&node.base, segment).await,
+            json!(expected),
+            "members of segment {segment}"
+        );
     }
     let mut child = node.child;
     child.kill().expect("stop");
@@ -402,13 +402,7 @@ async fn a_node_killed_before_any_snapshot_replays_its_journal() {
     let j1 = user(&base, "j1").await;
     assert_eq!(j1["activities"]["page_viewed"]["count"], 2, "{j1}");
     assert_eq!(j1["segments"], json!([week]));
-    let members = call(
-        "GET",
-        &format!("{base}/api/v1/segments/{week}/members"),
-        None,
-    )
-    .await;
-    assert_eq!(members.body["members"], json!([j1["user_id"]]));
+    assert_eq!(members(&base, week).await, json!([j1["user_id"]]));
     assert_eq!(
         user(&base, "j2").await["activities"]["page_viewed"]["count"],
         1
@@ -454,12 +448,7 @@ async fn a_node_killed_before_sled_is_flushed_gives_new_users_back_their_identit
         .as_u64()
         .expect("id");
     // Its backfill ends with a flush: wait for it, so that none comes after the events.
-    let segment = format!("{base}/api/v1/segments/{viewers}");
-    let ready = wait_until_for_test(Duration::from_secs(10), || async {
-        call("GET", &segment, None).await.body["status"] == "ready"
-    })
-    .await;
-    assert!(ready, "backfill done");
+    wait_ready(&base, viewers).await;
     let view = |cookie: &str| json!({"id": cookie, "id_type": "cookie", "payload": {"activity_type": "page_viewed"}});
     let events = json!([view("n1"), view("n2"), view("n2")]);
     assert_eq!(post(&base, "/api/v1/events", events).await.status, 202);
@@ -484,15 +473,9 @@ async fn a_node_killed_before_sled_is_flushed_gives_new_users_back_their_identit
     );
     let n1 = user(&base, "n1").await;
     assert_eq!(n1["activities"]["page_viewed"]["count"], 2, "{n1}");
-    let members = call(
-        "GET",
-        &format!("{base}/api/v1/segments/{viewers}/members"),
-        None,
-    )
-    .await;
     let mut expected = vec![n1["user_id"].clone(), after["user_id"].clone()];
     expected.sort_by_key(|id| id.as_u64());
-    assert_eq!(members.body["members"], json!(expected));
+    assert_eq!(members(&base, viewers).await, json!(expected));
     let mut child = node.child;
     child.kill().expect("stop");
     let _ = child.wait();
