@@ -172,14 +172,35 @@ pub fn metric(text: &str, name: &str) -> Option<u64> {
     })
 }
 
+/// What the generator reads of an ingest answer: the count (`accepted` over HTTP, `ack`
+/// over WebSocket) or the error's code; the rest is skipped unparsed. Parsing every
+/// answer into a `Value` took ~6% of the generator's CPU in a single-event run.
+#[derive(Deserialize)]
+struct Counted {
+    accepted: Option<u64>,
+    ack: Option<u64>,
+    error: Option<Refusal>,
+}
+
+#[derive(Deserialize)]
+struct Refusal {
+    code: Option<String>,
+}
+
 /// Checks that the JSON `answer` counts `events` under `field` (`accepted` or `ack`);
 /// an error answer is labelled by its code.
 pub fn check_count(answer: &[u8], field: &str, events: usize) -> Result<(), String> {
-    let answer: Value = serde_json::from_slice(answer).map_err(|_| "answer not JSON".to_owned())?;
-    if let Some(code) = answer.pointer("/error/code").and_then(Value::as_str) {
-        return Err(code.to_owned());
+    let answer: Counted =
+        serde_json::from_slice(answer).map_err(|_| "answer not JSON".to_owned())?;
+    if let Some(code) = answer.error.and_then(|error| error.code) {
+        return Err(code);
     }
-    match answer.get(field).and_then(Value::as_u64) {
+    let count = if field == "ack" {
+        answer.ack
+    } else {
+        answer.accepted
+    };
+    match count {
         Some(n) if n == events as u64 => Ok(()),
         Some(_) => Err(format!("{field} count mismatch")),
         None => Err(format!("answer without {field}")),
@@ -229,6 +250,15 @@ mod tests {
         assert_eq!(
             check_count(b"nope", "ack", 1),
             Err("answer not JSON".into())
+        );
+        assert_eq!(
+            check_count(br#"{"accepted": 1, "ack": 2, "more": [1]}"#, "ack", 2),
+            Ok(()),
+            "the named field counts; others are skipped"
+        );
+        assert_eq!(
+            check_count(br#"{"ack": 1}"#, "accepted", 1),
+            Err("answer without accepted".into())
         );
     }
 }
