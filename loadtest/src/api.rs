@@ -68,7 +68,7 @@ impl Api {
         // Reading the body frees the connection for the next request.
         let read = response.body().limit(MAX_ANSWER_BYTES).await;
         match (response.status().as_u16(), read) {
-            (202, Ok(answer)) => check_count(&answer, "accepted", events),
+            (202, Ok(answer)) => check_count(&answer, CountField::Accepted, events),
             (202, Err(_)) => Err("body read".into()),
             (status, _) => Err(format!("http {status}")),
         }
@@ -187,18 +187,35 @@ struct Refusal {
     code: Option<String>,
 }
 
-/// Checks that the JSON `answer` counts `events` under `field` (`accepted` or `ack`);
-/// an error answer is labelled by its code.
-pub fn check_count(answer: &[u8], field: &str, events: usize) -> Result<(), String> {
+/// Where an ingest answer counts its events.
+#[derive(Clone, Copy, Debug)]
+pub enum CountField {
+    /// `accepted`, in an HTTP answer.
+    Accepted,
+    /// `ack`, in an events WebSocket's answer.
+    Ack,
+}
+
+impl std::fmt::Display for CountField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CountField::Accepted => "accepted",
+            CountField::Ack => "ack",
+        })
+    }
+}
+
+/// Checks that the JSON `answer` counts `events` under `field`; an error answer is
+/// labelled by its code.
+pub fn check_count(answer: &[u8], field: CountField, events: usize) -> Result<(), String> {
     let answer: Counted =
         serde_json::from_slice(answer).map_err(|_| "answer not JSON".to_owned())?;
     if let Some(code) = answer.error.and_then(|error| error.code) {
         return Err(code);
     }
-    let count = if field == "ack" {
-        answer.ack
-    } else {
-        answer.accepted
+    let count = match field {
+        CountField::Accepted => answer.accepted,
+        CountField::Ack => answer.ack,
     };
     match count {
         Some(n) if n == events as u64 => Ok(()),
@@ -234,30 +251,34 @@ mod tests {
 
     #[test]
     fn counts_are_checked_and_errors_labelled_by_code() {
-        assert_eq!(check_count(br#"{"ack": 3}"#, "ack", 3), Ok(()));
+        assert_eq!(check_count(br#"{"ack": 3}"#, CountField::Ack, 3), Ok(()));
         assert_eq!(
-            check_count(br#"{"accepted": 2}"#, "accepted", 3),
+            check_count(br#"{"accepted": 2}"#, CountField::Accepted, 3),
             Err("accepted count mismatch".into())
         );
         assert_eq!(
             check_count(
                 br#"{"error": {"code": "rate_limited", "message": "slow down"}}"#,
-                "ack",
+                CountField::Ack,
                 1
             ),
             Err("rate_limited".into())
         );
         assert_eq!(
-            check_count(b"nope", "ack", 1),
+            check_count(b"nope", CountField::Ack, 1),
             Err("answer not JSON".into())
         );
         assert_eq!(
-            check_count(br#"{"accepted": 1, "ack": 2, "more": [1]}"#, "ack", 2),
+            check_count(
+                br#"{"accepted": 1, "ack": 2, "more": [1]}"#,
+                CountField::Ack,
+                2
+            ),
             Ok(()),
             "the named field counts; others are skipped"
         );
         assert_eq!(
-            check_count(br#"{"ack": 1}"#, "accepted", 1),
+            check_count(br#"{"ack": 1}"#, CountField::Accepted, 1),
             Err("answer without accepted".into())
         );
     }

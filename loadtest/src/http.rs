@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::api::check_count;
+use crate::api::{check_count, CountField};
 use crate::clock::instant_now;
 use crate::load::{Transport, CONNECT};
 use crate::target::Target;
@@ -133,7 +133,7 @@ impl Transport for HttpTransport {
             self.stream = None;
         }
         match answer.status {
-            202 => check_count(&answer.body, "accepted", events),
+            202 => check_count(&answer.body, CountField::Accepted, events),
             status => Err(format!("http {status}")),
         }
     }

@@ -7,7 +7,7 @@ use awc::ws::{Codec, Frame, Message};
 use awc::BoxedSocket;
 use futures_util::{SinkExt as _, StreamExt as _};
 
-use crate::api::check_count;
+use crate::api::{check_count, CountField};
 use crate::load::{Transport, CONNECT};
 use crate::target::Target;
 
@@ -56,7 +56,7 @@ impl WsTransport {
         loop {
             match socket.next().await {
                 Some(Ok(Frame::Text(answer))) => {
-                    return check_count(&answer, "ack", events).map_err(Failure::Answer)
+                    return check_count(&answer, CountField::Ack, events).map_err(Failure::Answer)
                 }
                 Some(Ok(Frame::Ping(bytes))) => socket
                     .send(Message::Pong(bytes))
