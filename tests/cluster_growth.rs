@@ -17,7 +17,9 @@ use uss::cluster::handoff::wire::{Blob, Message};
 use uss::cluster::ring::{user_shard, Ring};
 
 use crate::common::api::{create_segment_for_test, set_clock_for_test};
-use crate::common::client::{call_for_test, text_for_test, try_call_for_test, Endpoint};
+use crate::common::client::{
+    call_for_test, sample_for_test, text_for_test, try_call_for_test, Endpoint,
+};
 use crate::common::cluster::{ClusterNode, TestCluster};
 
 const USERS: usize = 300;
@@ -127,14 +129,10 @@ async fn served_by(node: &ClusterNode, path: &str) -> (u16, Value) {
     )
 }
 
-/// Returns the value of the counter line that starts with `name` in a node's metrics.
+/// Returns the value of the counter `name` (labels included) in a node's metrics.
 async fn metric(node: &ClusterNode, name: &str) -> u64 {
     let text = text_for_test(&node.url("/metrics")).await;
-    text.lines()
-        .find(|line| line.starts_with(name))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse::<f64>().ok())
-        .map_or(0, |value| value as u64)
+    sample_for_test(&text, name).map_or(0, |value| value as u64)
 }
 
 #[actix_rt::test]

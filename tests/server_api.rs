@@ -33,11 +33,9 @@ async fn operations_routes_answer() {
     }
 }
 
-/// Reads the sample `name` (no labels) from the metrics text.
+/// Reads the sample `name` from the metrics text.
 fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
+    crate::common::client::sample_for_test(text, name)
         .unwrap_or_else(|| panic!("{name} missing from /metrics"))
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::client::{call_for_test as call, text_for_test, wait_until_for_test};
+use crate::common::client::{
+    call_for_test as call, sample_for_test, text_for_test, wait_until_for_test,
+};
 use crate::common::segments_for_test;
 use crate::common::server::{test_config_for_test, TestServer};
 
@@ -88,11 +90,7 @@ async fn scenario(server: &TestServer, lines: &[&str]) -> Vec<Value> {
 }
 
 fn resident(metrics: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("uss_resident_users "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(u64::MAX)
+    sample_for_test(metrics, "uss_resident_users").map_or(u64::MAX, |n| n as u64)
 }
 
 #[actix_rt::test]

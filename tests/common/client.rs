@@ -190,6 +190,15 @@ pub fn stalled_subscriber_for_test(addr: std::net::SocketAddr, path: &str) -> st
     stream
 }
 
+/// Returns the value of the sample `name` (with its labels, if any, as written) in the
+/// Prometheus text `metrics`, if it has one.
+pub fn sample_for_test(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// Waits until the Prometheus text at `url` holds the line `needle` (or 5 s pass).
 pub async fn wait_for_metric_for_test(url: &str, needle: &str) -> bool {
     wait_until_for_test(Duration::from_secs(5), || async {
