@@ -29,7 +29,8 @@ use crate::cluster::{fanout, Cluster, Handoff, Membership};
 use crate::config::Config;
 use crate::domain::Timestamp;
 use crate::http::{
-    catch_up, configure, cors, drain, method_label, ready_gate, route_label, Access, AppState,
+    catch_up, configure, cors, drain, method_label, ready_gate, route_label, status_label, Access,
+    AppState,
 };
 use crate::metrics::Metrics;
 use crate::storage::Store;
@@ -334,7 +335,7 @@ pub async fn run(
     let server = HttpServer::new(move || {
         // Called on each HTTP worker's thread as it starts.
         host_users_on_this_thread();
-        let metrics = app_state.metrics.clone();
+        let durations = app_state.metrics.http_request_duration.clone();
         let requests = Arc::clone(&app_state.requests);
         App::new()
             .app_data(app_state.clone())
@@ -342,18 +343,16 @@ pub async fn run(
                 let serving = requests.serve();
                 let method = method_label(&req);
                 let stopwatch = Stopwatch::start();
-                let metrics = metrics.clone();
+                let durations = durations.clone();
                 let response = srv.call(req);
                 async move {
                     let response = response.await?;
                     drop(serving);
-                    let status = format!("{}xx", response.status().as_u16() / 100);
-                    metrics
-                        .http_request_duration
+                    durations
                         .with_label_values(&[
                             route_label(&response).as_str(),
                             method,
-                            status.as_str(),
+                            status_label(response.status()),
                         ])
                         .observe(stopwatch.elapsed_secs());
                     Ok(response)

@@ -31,6 +31,9 @@ async fn operations_routes_answer() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
+    let served =
+        r#"uss_http_request_duration_seconds_count{method="GET",route="/healthz",status="2xx"}"#;
+    assert_eq!(sample(&text, served), 1.0, "one /healthz request, labelled");
 }
 
 /// Reads the sample `name` from the metrics text.

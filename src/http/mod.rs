@@ -26,7 +26,7 @@ pub use error::ApiError;
 pub use event_decode::{decode_events, Decoded, Refused};
 pub use event_json::{validate_body, EventRules};
 pub use peers::ready_gate;
-pub use routes::{configure, method_label, route_label};
+pub use routes::{configure, method_label, route_label, status_label};
 pub use state::AppState;
 
 /// Takes what a node of a cluster may have missed while it was down: the segment catalog

@@ -322,6 +322,17 @@ pub fn route_label(response: &ServiceResponse) -> String {
         .unwrap_or_else(|| "unmatched".to_owned())
 }
 
+/// Returns the status class label of a response (`2xx`, `4xx`, ...).
+pub fn status_label(status: actix_web::http::StatusCode) -> &'static str {
+    match status.as_u16() / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
+}
+
 /// Returns the method label of a request (a bounded set).
 pub fn method_label(request: &ServiceRequest) -> &'static str {
     match request.method().as_str() {
@@ -330,5 +341,24 @@ pub fn method_label(request: &ServiceRequest) -> &'static str {
         "PUT" => "PUT",
         "DELETE" => "DELETE",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::StatusCode;
+
+    #[test]
+    fn status_labels_name_the_class() {
+        let labels = [
+            StatusCode::SWITCHING_PROTOCOLS,
+            StatusCode::ACCEPTED,
+            StatusCode::NOT_MODIFIED,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ]
+        .map(status_label);
+        assert_eq!(labels, ["1xx", "2xx", "3xx", "4xx", "5xx"]);
     }
 }
