@@ -37,7 +37,7 @@ usage: uss-loadtest [FLAGS]
   --probe-rate R       event -> notification probes per second, 0 = none (default 50)
   --segments FILE      segments to create when missing, a JSON array of
                        {\"name\", \"rule\"} (default: the five fixture segments)
-  --server-pid PID     read the node's RSS from /proc/PID (default: found by port)
+  --server-pid PID     read the node's RSS and CPU time from /proc/PID (default: found by port)
   --json FILE          also write the summary as JSON to FILE
   -h, --help           print this help
 ";
@@ -77,7 +77,7 @@ pub struct Options {
     pub probe_rate: f64,
     /// Segments file; `None` is the built-in fixture segments.
     pub segments: Option<PathBuf>,
-    /// The node's process id for RSS.
+    /// The node's process id for RSS and CPU time.
     pub server_pid: Option<u32>,
     /// Where to write the JSON summary.
     pub json: Option<PathBuf>,

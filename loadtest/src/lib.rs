@@ -4,7 +4,7 @@
 //! WebSocket — open loop at a target rate or closed loop as fast as it answers — while
 //! probes time the path from an event to its pushed notification. It ends with a
 //! [`report::Summary`]: throughput, latency percentiles, errors by kind, probe
-//! latencies and the node's memory.
+//! latencies, the node's memory, and the CPU time each event cost.
 //!
 //! Everything runs on the caller's actix system, on one thread: the connections are
 //! tasks sharing one schedule ([`plan`]), one event stream ([`workload`]) and one set of
@@ -12,6 +12,7 @@
 //! [`workload`], [`zipf`] and [`rng`] (events), [`plan`] (schedule), [`load`],
 //! [`http`] and [`ws`] (sending), [`probe`] (event → notification), [`setup`]
 //! (segments), [`api`] (the node's routes), [`latency`] (histograms), [`rss`] (memory),
+//! [`cpu`] (CPU time),
 //! [`progress`] (the bar), [`report`] (table and JSON), [`clock`] (the only wall time).
 //! This crate depends on the server only through its HTTP API (and, in tests, to start
 //! one).
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod args;
 pub mod clock;
+pub mod cpu;
 pub mod http;
 pub mod latency;
 pub mod load;
@@ -42,6 +44,7 @@ use anyhow::Context as _;
 use crate::api::Api;
 use crate::args::{Mode, Options};
 use crate::clock::{instant_now, unix_millis_now, TimeBase};
+use crate::cpu::Counters;
 use crate::latency::Latencies;
 use crate::load::{drive, Shared, Stats};
 use crate::plan::Plan;
@@ -84,6 +87,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
         }
     }
 
+    let cpu_at_start = Counters::read(server_pid);
     let stats = Rc::new(Stats::default());
     let plan = Rc::new(Plan::new(
         options.rate,
@@ -129,6 +133,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
         latencies.merge(&worker.await.context("a connection task failed")?);
     }
     let elapsed_s = instant_now().duration_since(plan.start()).as_secs_f64();
+    let cpu = cpu_at_start.summary(&Counters::read(server_pid), stats.events_acked.get());
     bar.await.context("the progress task failed")?;
     if let Some(prober) = prober {
         prober.await.context("the probe task failed")?;
@@ -168,6 +173,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
         errors,
         probes: (options.probe_rate > 0.0).then(|| probes.summary()),
         server,
+        cpu,
         segments,
     })
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::args::Mode;
+use crate::cpu::CpuSummary;
 use crate::latency::Percentiles;
 use crate::probe::ProbeSummary;
 use crate::setup::SegmentRef;
@@ -56,6 +57,8 @@ pub struct Summary {
     pub probes: Option<ProbeSummary>,
     /// The node's memory.
     pub server: ServerSummary,
+    /// What the run cost in CPU, from its first send to its last answer.
+    pub cpu: CpuSummary,
     /// The run's segments.
     pub segments: Vec<SegmentRef>,
 }
@@ -176,8 +179,22 @@ impl Summary {
             _ => "RSS unknown (not local, or not found: pass --server-pid)".to_owned(),
         };
         row("server", server);
+        row("cpu", cpu(&self.cpu));
         out
     }
+}
+
+/// Returns the CPU time per event and the machine's idle and steal shares.
+fn cpu(c: &CpuSummary) -> String {
+    let micros = |us: Option<f64>| us.map_or_else(|| "?".to_owned(), |us| format!("{us:.1} µs"));
+    let percent = |p: Option<f64>| p.map_or_else(|| "?".to_owned(), |p| format!("{p:.1}%"));
+    format!(
+        "node {}, load generator {} per event; machine idle {}, steal {}",
+        micros(c.node_us_per_event),
+        micros(c.generator_us_per_event),
+        percent(c.machine_idle_percent),
+        percent(c.machine_steal_percent)
+    )
 }
 
 /// Returns `p50 … max` in milliseconds, or "none" when nothing was recorded.
@@ -254,6 +271,12 @@ mod tests {
                 resident_users: Some(100_000),
                 rss_per_resident_user_bytes: Some(1048.576),
             },
+            cpu: CpuSummary {
+                node_us_per_event: Some(16.25),
+                generator_us_per_event: Some(2.5),
+                machine_idle_percent: Some(9.5),
+                machine_steal_percent: None,
+            },
             segments: vec![],
         }
     }
@@ -277,6 +300,7 @@ mod tests {
             "http 503: 1",
             "probes      off",
             "RSS 100.0 MiB (peak 120.0 MiB), 100,000 resident users, 1.02 KiB per resident user",
+            "cpu         node 16.2 µs, load generator 2.5 µs per event; machine idle 9.5%, steal ?",
         ] {
             assert!(
                 table.contains(expected),
@@ -319,6 +343,11 @@ mod tests {
         assert_eq!(json["errors"]["http 503"], 1);
         assert_eq!(json["mode"], "http");
         assert_eq!(json["server"]["rss_bytes"], 100 << 20);
+        assert_eq!(json["cpu"]["node_us_per_event"], 16.25);
+        assert_eq!(
+            json["cpu"]["machine_steal_percent"],
+            serde_json::Value::Null
+        );
         assert_eq!(json["workload"]["users"], 100_000);
     }
 }

@@ -135,6 +135,17 @@ fn run_and_check(node: &Node, flags: &[&str], events: u64) -> Summary {
         summary.server.resident_users.is_some_and(|n| n > 0),
         "{table}"
     );
+    // Its CPU time is read from /proc too (in 10 ms ticks: a short run may count none).
+    let cpu = &summary.cpu;
+    assert!(
+        cpu.node_us_per_event.is_some_and(|us| us >= 0.0) && cpu.generator_us_per_event.is_some(),
+        "{table}"
+    );
+    assert!(
+        cpu.machine_idle_percent
+            .is_some_and(|idle| (0.0..=100.0).contains(&idle)),
+        "{table}"
+    );
     summary
 }
 
