@@ -1,5 +1,5 @@
 //! The node's HTTP API as the load generator uses it: one awc client per connection,
-//! events, identify, segments, the dev clock and `/metrics`.
+//! events, users by identity, segments, the dev clock and `/metrics`.
 
 use std::time::Duration;
 
@@ -135,15 +135,14 @@ impl Api {
         serde_json::from_value(answer).context("POST /api/v1/segments: unexpected answer")
     }
 
-    /// Links the cookie `id` to a user (creating it) and returns its `user_id`.
-    pub async fn identify(&self, cookie: &str) -> anyhow::Result<u64> {
-        let body = serde_json::json!({"identities": [{"id_type": "cookie", "id": cookie}]});
-        let (status, answer) = self
-            .call(Method::POST, "/api/v1/identify", Some(&body))
-            .await?;
+    /// Returns the `user_id` that owns the cookie `cookie` (letters, digits and `-`
+    /// only: it goes in the query string as it is).
+    pub async fn user_of_cookie(&self, cookie: &str) -> anyhow::Result<u64> {
+        let path = format!("/api/v1/users?clientRefId={cookie}&idType=cookie");
+        let (status, answer) = self.call(Method::GET, &path, None).await?;
         match answer.get("user_id").and_then(Value::as_u64) {
             Some(user) if status == 200 => Ok(user),
-            _ => bail!("POST /api/v1/identify answered {status}: {answer}"),
+            _ => bail!("GET {path} answered {status}: {answer}"),
         }
     }
 

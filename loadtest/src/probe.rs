@@ -2,12 +2,20 @@
 //! timed from the send of that event to the push of the change on
 //! `/api/v1/notifications/ws`.
 //!
-//! Each probe creates its user first with `POST /api/v1/identify` (untimed, so the
-//! timed event is a plain ingest), arms the user, sends `workload::probe_event`, and the
-//! listener records the latency of the first notification in which that user enters one
-//! of the run's segments. Probes are sent open loop at `--probe-rate` on their own
-//! connection, next to the load. A probe still unanswered `GRACE` after the load ends
-//! counts as lost.
+//! Each probe creates its user first with an event that enters no fixture segment
+//! (`workload::probe_setup_event`) and looks its `user_id` up by the cookie, both
+//! untimed, so that the timed event is a plain ingest for an existing user. It then
+//! arms the user, sends `workload::probe_event`, and the listener records the latency of
+//! the first notification in which that user enters one of the run's segments. Probes
+//! are sent open loop at `--probe-rate` on their own connection, next to the load. A
+//! probe still unanswered `GRACE` after the load ends counts as lost.
+//!
+//! Probes used to create their users with `POST /api/v1/identify`. An identify is a
+//! merge: one at a time on the node, each made durable by a flush of sled. At 50 probes
+//! a second next to saturating batched ingestion, identifies took 1 to over 5 s and the
+//! batches lost ~10–25% of their throughput; at 20k events/s, 100 probes a second took
+//! ~8% of the node's CPU (BENCHMARKS.md, session 13). The instrument should not be the
+//! load: an event and a read cost the node what any user's do.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -21,7 +29,7 @@ use crate::api::Api;
 use crate::clock::instant_now;
 use crate::latency::{Latencies, Percentiles};
 use crate::plan::Plan;
-use crate::workload::probe_event;
+use crate::workload::{probe_event, probe_setup_event};
 use crate::ws::Socket;
 
 /// How long probes may still be answered after the load ends.
@@ -55,7 +63,7 @@ pub struct Probes {
 /// What the probes measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeSummary {
-    /// Probes started (their identify sent).
+    /// Probes started (their user's first event sent).
     pub started: u64,
     /// Probes whose timed event was sent (and did not fail).
     pub sent: u64,
@@ -64,9 +72,9 @@ pub struct ProbeSummary {
     /// Probes whose event was sent but whose notification had not arrived `GRACE`
     /// after the load ended.
     pub lost: u64,
-    /// Probes whose identify had not even been answered `GRACE` after the load ended.
+    /// Probes whose user was not even created and looked up `GRACE` after the load ended.
     pub unsent: u64,
-    /// Probes whose identify or event failed.
+    /// Probes whose first event, lookup or timed event failed.
     pub failed: u64,
     /// Notifications received in all (the load's included).
     pub notifications: u64,
@@ -183,7 +191,12 @@ pub async fn send(api: Api, plan: Rc<Plan>, rate: f64, probes: Rc<Probes>, run_i
 
 /// Runs one probe for the fresh cookie `cookie`.
 async fn one(api: &Api, probes: &Probes, cookie: &str) {
-    let Ok(user) = api.identify(cookie).await else {
+    let created = api.post_events(probe_setup_event(cookie), 1).await;
+    let user = match created {
+        Ok(()) => api.user_of_cookie(cookie).await.ok(),
+        Err(_) => None,
+    };
+    let Some(user) = user else {
         probes.failed.set(probes.failed.get() + 1);
         return;
     };

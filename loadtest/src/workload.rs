@@ -151,6 +151,14 @@ pub fn probe_event(cookie: &str) -> String {
     )
 }
 
+/// Returns the event that creates the probe user `cookie` without making it enter any
+/// fixture segment: a click with no region, device or country, stamped by the server.
+pub fn probe_setup_event(cookie: &str) -> String {
+    format!(
+        r#"{{"id":"{cookie}","id_type":"cookie","payload":{{"activity_type":"clicked","url":"https://shop.example.com/probe","order_total":"","order_id":"","element_id":"probe"}}}}"#
+    )
+}
+
 /// Returns `ms` (Unix milliseconds) as RFC 3339 UTC with milliseconds.
 pub fn iso_millis(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)

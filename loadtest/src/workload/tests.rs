@@ -168,3 +168,13 @@ fn the_probe_event_is_valid_and_names_its_user() {
     assert_eq!(str_field(&event, "/region"), "Area X");
     assert!(event.get("created_at").is_none());
 }
+
+#[test]
+fn the_probe_setup_event_names_its_user_and_no_attribute_a_fixture_rule_reads() {
+    let event: Value = serde_json::from_str(&probe_setup_event("lt-probe-1")).expect("JSON");
+    assert_eq!(str_field(&event, "/id"), "lt-probe-1");
+    assert_eq!(str_field(&event, "/payload/activity_type"), "clicked");
+    for attribute in ["region", "device_type", "country", "created_at"] {
+        assert!(event.get(attribute).is_none(), "{attribute} is set");
+    }
+}
