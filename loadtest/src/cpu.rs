@@ -27,7 +27,7 @@ pub struct Counters {
 
 /// The machine's ticks in the states a run's figures need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MachineTicks {
+struct MachineTicks {
     idle: u64,
     steal: u64,
     total: u64,
@@ -97,7 +97,7 @@ impl MachineTicks {
 /// Returns `utime + stime` of a `/proc/PID/stat` text. The command name (field 2) is
 /// in parentheses and may hold spaces and parentheses itself, so fields are counted
 /// after its last `)`: `utime` and `stime` are fields 14 and 15.
-pub fn process_ticks(stat: &str) -> Option<u64> {
+fn process_ticks(stat: &str) -> Option<u64> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
@@ -107,7 +107,7 @@ pub fn process_ticks(stat: &str) -> Option<u64> {
 
 /// Returns the machine's ticks from the `cpu` line of a `/proc/stat` text: `user nice
 /// system idle iowait irq softirq steal` (guest time is already in `user`).
-pub fn machine_ticks(stat: &str) -> Option<MachineTicks> {
+fn machine_ticks(stat: &str) -> Option<MachineTicks> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let ticks: Vec<u64> = line
         .split_whitespace()
