@@ -371,3 +371,57 @@ async fn merges_racing_with_ingestion_and_each_other_lose_and_double_nothing() {
     );
     assert_eq!(merged["identities"].as_array().unwrap().len(), USERS);
 }
+
+/// Merges that share nothing run side by side, and links that share a user still end up
+/// on one user: sixteen identifies of new pairs at once, and eight that each link a new
+/// device to the same cookie at once.
+#[actix_rt::test]
+async fn concurrent_identifies_of_separate_and_shared_users_all_land() {
+    let server = TestServer::start();
+    set_clock(&server).await;
+    let separate = (0..16).map(|k| {
+        let server = &server;
+        async move {
+            let (cookie, email) = (format!("s{k}"), format!("s{k}@example.com"));
+            let answer = identify(server, &[("cookie", &cookie), ("email", &email)]).await;
+            assert_eq!(answer.status, 200, "{:?}", answer.body);
+            answer.body["user_id"].as_u64().expect("user_id")
+        }
+    });
+    let users = futures_util::future::join_all(separate).await;
+    let distinct: std::collections::BTreeSet<u64> = users.iter().copied().collect();
+    assert_eq!(distinct.len(), 16, "each pair is one new user: {users:?}");
+    for (k, user) in users.iter().enumerate() {
+        assert_eq!(user_id(&server, "cookie", &format!("s{k}")).await, *user);
+        assert_eq!(
+            user_id(&server, "email", &format!("s{k}@example.com")).await,
+            *user
+        );
+    }
+
+    post_events_for_test(
+        &server,
+        event("cookie", "shared", "page_viewed", Value::Null),
+    )
+    .await;
+    let shared = user_id(&server, "cookie", "shared").await;
+    let links = (0..8).map(|k| {
+        let server = &server;
+        async move {
+            let device = format!("d{k}");
+            let answer = identify(server, &[("cookie", "shared"), ("device_id", &device)]).await;
+            assert_eq!(answer.status, 200, "{:?}", answer.body);
+            assert_eq!(answer.body["user_id"].as_u64(), Some(shared));
+        }
+    });
+    futures_util::future::join_all(links).await;
+    let merged = owner(&server, "cookie", "shared").await;
+    assert_eq!(merged["user_id"].as_u64(), Some(shared));
+    assert_eq!(merged["identities"].as_array().unwrap().len(), 9);
+    for k in 0..8 {
+        assert_eq!(
+            user_id(&server, "device_id", &format!("d{k}")).await,
+            shared
+        );
+    }
+}

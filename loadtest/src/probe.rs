@@ -11,11 +11,11 @@
 //! probe still unanswered `GRACE` after the load ends counts as lost.
 //!
 //! Probes used to create their users with `POST /api/v1/identify`. An identify is a
-//! merge: one at a time on the node, each made durable by a flush of sled. At 50 probes
-//! a second next to saturating batched ingestion, identifies took 1 to over 5 s (and
-//! the probes' push p99 up to 2.4 s); at 20k events/s, 100 probes a second cost ~10% of
-//! the node's CPU (BENCHMARKS.md, session 13). The instrument should not be the load:
-//! an event and a read cost the node what any user's do.
+//! merge, made durable by a flush of sled. While merges ran one at a time on a node, at
+//! 50 probes a second next to saturating batched ingestion identifies took 1 to over
+//! 5 s (and the probes' push p99 up to 2.4 s); at 20k events/s, 100 probes a second cost
+//! ~10% of the node's CPU (BENCHMARKS.md, session 13). The instrument should not be the
+//! load: an event and a read cost the node what any user's do.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};

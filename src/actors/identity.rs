@@ -2,19 +2,23 @@
 //! guardrails that need no user state (blocklist, users per merge), takes the absorbed
 //! users out of memory, and asks the survivor (the smallest `user_id`) to do the merge.
 //!
-//! Merges run one at a time on a node (they are rare, and this keeps concurrent calls
-//! that touch the same users free of deadlocks and order-independent). Linking that
-//! changes nothing — every identity already belongs to the event's user — takes no lock.
+//! Merges that share an identity or a user run one at a time, so that concurrent calls
+//! that touch the same users stay free of deadlocks and order-independent; others run
+//! side by side (`merge_locks.rs`), and one flush of sled covers all of them. Run one at
+//! a time on the node, each behind a group commit that flushes sled, 50 identifies a
+//! second next to saturating batches queued for 1 to over 5 s (BENCHMARKS.md, session
+//! 14). Linking that changes nothing — every identity already belongs to the event's
+//! user — takes no lock.
 //!
 //! In a cluster the survivor's node runs the merge: another node passes the call on.
 //! Identities other nodes resolve are looked up and claimed there, and absorbed users
 //! of other nodes are given up by their nodes (`transfer.rs`), then settled. Planning and
 //! running one merge is `merge_plan.rs`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 
 use crate::clock::Clock;
 use crate::cluster::UserIds;
@@ -24,6 +28,7 @@ use crate::storage::{StorageError, Store};
 
 use super::activity_totals::ActivityTotals;
 use super::merge::{Refusal, RefusedLink};
+use super::merge_locks::{Held, LockKey, MergeLocks};
 use super::peers::Peers;
 use super::record::Identity;
 use super::registry::Registry;
@@ -63,7 +68,7 @@ pub struct IdentityService {
     pub(super) config: IdentitySection,
     ids: UserIds,
     pub(super) peers: Arc<dyn Peers>,
-    pub(super) merges: Mutex<()>,
+    pub(super) locks: MergeLocks,
     /// Node-wide activity totals (users given to or taken from other nodes move theirs).
     pub(super) totals: Arc<ActivityTotals>,
     pub(super) metrics: Metrics,
@@ -99,7 +104,7 @@ impl IdentityService {
             config: parts.config,
             ids: parts.ids,
             peers: parts.peers,
-            merges: Mutex::new(()),
+            locks: MergeLocks::default(),
             totals: parts.totals,
             metrics: parts.metrics,
         }
@@ -165,6 +170,39 @@ impl IdentityService {
         Ok(owners)
     }
 
+    /// Locks a merge of `identities`: the identities, then the users that own them now,
+    /// again as long as waiting for those let another merge move the identities to
+    /// other users (the set only grows; a merge that still finds an owner it did not
+    /// lock after `MAX_REDIRECTS` tries goes on, and its plan meets the change as it
+    /// meets one made on another node).
+    async fn lock_merge(&self, identities: &[Identity]) -> Result<Vec<Held>, ActorError> {
+        let keys = identities.iter().cloned().map(LockKey::Identity).collect();
+        let mut held = self.locks.lock(keys).await;
+        let mut users = BTreeSet::new();
+        let mut users_held = Vec::new();
+        for _ in 0..MAX_REDIRECTS {
+            let owners: BTreeSet<u64> = self
+                .owners(identities)
+                .await?
+                .into_iter()
+                .flatten()
+                .map(|owner| owner.current)
+                .collect();
+            if owners.is_subset(&users) {
+                break;
+            }
+            // Released before a larger set is taken, so keys are still taken in order.
+            users_held.clear();
+            users.extend(owners);
+            users_held = self
+                .locks
+                .lock(users.iter().map(|user| LockKey::User(*user)).collect())
+                .await;
+        }
+        held.extend(users_held);
+        Ok(held)
+    }
+
     /// Says that `listed` (with `primary`, an event's own identity) are one person:
     /// links the new ones and merges their users into the smallest `user_id`. When that
     /// user lives on another node, that node does it (`delegated` says this node was
@@ -218,7 +256,7 @@ impl IdentityService {
         } else {
             blocked.into_iter().map(refusal).collect()
         };
-        let _one_merge_at_a_time = self.merges.lock().await;
+        let _locked = self.lock_merge(&identities).await?;
         let mut linked = Linked {
             user: None,
             merged: Vec::new(),

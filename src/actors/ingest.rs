@@ -14,8 +14,9 @@ use super::record::Incoming;
 use super::registry::Registry;
 use super::ActorError;
 
-/// How many merges an event may follow to its user before the call gives up (merges
-/// happen one at a time, so more than a few in a row means the user keeps merging).
+/// How many merges an event may follow to its user before the call gives up (merges of
+/// one user happen one at a time, so more than a few in a row means the user keeps
+/// merging).
 const MAX_REDIRECTS: usize = 8;
 
 /// Routes events to user actors.

@@ -26,6 +26,7 @@ mod identity;
 mod ingest;
 mod journal;
 mod merge;
+mod merge_locks;
 mod merge_plan;
 mod merge_step;
 mod messages;

@@ -12,6 +12,7 @@ use crate::storage::{Absorbed, Store, WriteSet};
 
 use super::identity::IdentityService;
 use super::merge::MergeLog;
+use super::merge_locks::LockKey;
 use super::merge_step::{AbsorbedUser, MergePlan};
 use super::overlay::load_record;
 use super::peers::{Parcel, Surrender};
@@ -120,8 +121,9 @@ impl IdentityService {
     /// At the survivor's node: takes in a user whose transfer was cut short; returns
     /// whether the survivor has it (now or from before).
     pub async fn absorb_parcel(&self, user: u64, parcel: Parcel) -> Result<bool, ActorError> {
-        let _one_merge_at_a_time = self.merges.lock().await;
         let survivor = parcel.survivor;
+        let users = [survivor, user].map(LockKey::User);
+        let _locked = self.locks.lock(users.into_iter().collect()).await;
         let log: MergeLog = self
             .store
             .merge_log(survivor)
