@@ -25,7 +25,14 @@ pub(super) enum LockKey {
     User(u64),
 }
 
-type Table = Mutex<HashMap<LockKey, Arc<AsyncMutex<()>>>>;
+/// A key's lock, and how many hold it or wait for it (the entry goes with the last).
+#[derive(Debug)]
+struct Entry {
+    lock: Arc<AsyncMutex<()>>,
+    users: usize,
+}
+
+type Table = Mutex<HashMap<LockKey, Entry>>;
 
 /// The locks of one node's merges.
 #[derive(Debug, Default)]
@@ -33,7 +40,8 @@ pub(super) struct MergeLocks {
     table: Arc<Table>,
 }
 
-/// One key held; released when dropped.
+/// One key held, or waited for; let go when dropped (a merge whose caller went away
+/// while it waited leaves nothing behind).
 pub(super) struct Held {
     key: LockKey,
     guard: Option<OwnedMutexGuard<()>>,
@@ -44,12 +52,11 @@ impl Drop for Held {
     fn drop(&mut self) {
         self.guard = None;
         let mut table = locked(&self.table);
-        // Waiters clone the entry under the table's lock: one reference left is the
-        // table's own, and nobody waits.
-        if table
-            .get(&self.key)
-            .is_some_and(|entry| Arc::strong_count(entry) == 1)
-        {
+        let last = table.get_mut(&self.key).is_some_and(|entry| {
+            entry.users -= 1;
+            entry.users == 0
+        });
+        if last {
             table.remove(&self.key);
         }
     }
@@ -58,17 +65,26 @@ impl Drop for Held {
 impl MergeLocks {
     /// Takes every key of `keys`, in ascending order, waiting for those held.
     pub(super) async fn lock(&self, keys: BTreeSet<LockKey>) -> Vec<Held> {
-        let mut held = Vec::with_capacity(keys.len());
+        let mut all = Vec::with_capacity(keys.len());
         for key in keys {
-            let entry = Arc::clone(locked(&self.table).entry(key.clone()).or_default());
-            let guard = entry.lock_owned().await;
-            held.push(Held {
+            let lock = {
+                let mut table = locked(&self.table);
+                let entry = table.entry(key.clone()).or_insert_with(|| Entry {
+                    lock: Arc::default(),
+                    users: 0,
+                });
+                entry.users += 1;
+                Arc::clone(&entry.lock)
+            };
+            let mut held = Held {
                 key,
-                guard: Some(guard),
+                guard: None,
                 table: Arc::clone(&self.table),
-            });
+            };
+            held.guard = Some(lock.lock_owned().await);
+            all.push(held);
         }
-        held
+        all
     }
 
     /// Keys in the table (held or waited for).
@@ -125,5 +141,18 @@ mod tests {
         assert_eq!(locks.len(), 3);
         drop(held);
         assert_eq!(locks.len(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_waiter_given_up_leaves_nothing_behind() {
+        use futures_util::FutureExt as _;
+        let locks = MergeLocks::default();
+        let held = locks.lock(keys(&[1])).await;
+        // Takes key 0, then waits for key 1; dropped while it waits.
+        assert!(locks.lock(keys(&[0, 1])).now_or_never().is_none());
+        assert_eq!(locks.len(), 1, "only the held key");
+        drop(held);
+        assert_eq!(locks.len(), 0);
+        assert_eq!(locks.lock(keys(&[0, 1])).await.len(), 2);
     }
 }
