@@ -55,6 +55,8 @@ pub struct Metrics {
     pub http_request_duration: HistogramVec,
     /// Users absorbed by identity merges.
     pub identity_merges: IntCounter,
+    /// How long merges waited for other merges of the same identities or users.
+    pub identity_merge_lock_wait: Histogram,
     /// Identity links refused, by reason (`blocklisted`, `limit_reached`, `too_many_users`).
     pub identity_links_refused: IntCounterVec,
     /// Requests this node sent to other nodes, by outcome (`answered`, `unavailable`).
@@ -162,6 +164,12 @@ impl Metrics {
                 r,
                 "uss_identity_merges_total",
                 "Users absorbed by identity merges",
+            ),
+            identity_merge_lock_wait: histogram(
+                r,
+                "uss_identity_merge_lock_wait_seconds",
+                "How long merges waited for other merges of the same identities or users",
+                LATENCY_BUCKETS.to_vec(),
             ),
             identity_links_refused,
             events_ingested: counter(r, "uss_events_ingested_total", "Events applied"),

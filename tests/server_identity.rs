@@ -424,4 +424,10 @@ async fn concurrent_identifies_of_separate_and_shared_users_all_land() {
             shared
         );
     }
+    let metrics = text_for_test(&server.url("/metrics")).await;
+    let waits = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("uss_identity_merge_lock_wait_seconds_count "))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert_eq!(waits, Some(24), "one wait measured per merge");
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Stopwatch};
 use crate::cluster::UserIds;
 use crate::config::IdentitySection;
 use crate::metrics::Metrics;
@@ -176,6 +176,7 @@ impl IdentityService {
     /// lock after `MAX_REDIRECTS` tries goes on, and its plan meets the change as it
     /// meets one made on another node).
     async fn lock_merge(&self, identities: &[Identity]) -> Result<Vec<Held>, ActorError> {
+        let waited = Stopwatch::start();
         let keys = identities.iter().cloned().map(LockKey::Identity).collect();
         let mut held = self.locks.lock(keys).await;
         let mut users = BTreeSet::new();
@@ -200,6 +201,9 @@ impl IdentityService {
                 .await;
         }
         held.extend(users_held);
+        self.metrics
+            .identity_merge_lock_wait
+            .observe(waited.elapsed_secs());
         Ok(held)
     }
 
