@@ -29,7 +29,7 @@ pub(super) enum LockKey {
 #[derive(Debug)]
 struct Entry {
     lock: Arc<AsyncMutex<()>>,
-    users: usize,
+    holders: usize,
 }
 
 type Table = Mutex<HashMap<LockKey, Entry>>;
@@ -53,8 +53,8 @@ impl Drop for Held {
         self.guard = None;
         let mut table = locked(&self.table);
         let last = table.get_mut(&self.key).is_some_and(|entry| {
-            entry.users -= 1;
-            entry.users == 0
+            entry.holders -= 1;
+            entry.holders == 0
         });
         if last {
             table.remove(&self.key);
@@ -71,9 +71,9 @@ impl MergeLocks {
                 let mut table = locked(&self.table);
                 let entry = table.entry(key.clone()).or_insert_with(|| Entry {
                     lock: Arc::default(),
-                    users: 0,
+                    holders: 0,
                 });
-                entry.users += 1;
+                entry.holders += 1;
                 Arc::clone(&entry.lock)
             };
             let mut held = Held {
