@@ -10,7 +10,7 @@ use crate::common::api::{
     create_segment_for_test, identify_for_test as identify, post_events_for_test,
     set_clock_for_test, user_for_test as owner, user_id_for_test as user_id,
 };
-use crate::common::client::{call_for_test as call, text_for_test, Socket};
+use crate::common::client::{call_for_test as call, sample_for_test, text_for_test, Socket};
 use crate::common::server::{test_config_for_test, TestServer};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -425,9 +425,6 @@ async fn concurrent_identifies_of_separate_and_shared_users_all_land() {
         );
     }
     let metrics = text_for_test(&server.url("/metrics")).await;
-    let waits = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("uss_identity_merge_lock_wait_seconds_count "))
-        .and_then(|count| count.parse::<u64>().ok());
-    assert_eq!(waits, Some(24), "one wait measured per merge");
+    let waits = sample_for_test(&metrics, "uss_identity_merge_lock_wait_seconds_count");
+    assert_eq!(waits, Some(24.0), "one wait measured per merge");
 }
